@@ -1,0 +1,74 @@
+"""Gateway settings: ports, paths, timeouts and TLS, read from `GATEWAY_*` environment variables.
+
+Settings are what an installer sets per box; what the site looks like (chargers, authorization) lives in the
+mapping file. No `.env` file is read: BAC0 loads one from the working directory at import, so a file of that
+name must never be where our settings come from.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RegistrationStatus(StrEnum):
+    """The answer to a BootNotification (the same three values in OCPP 1.6 and 2.0.1)."""
+
+    ACCEPTED = "Accepted"
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+
+
+class Settings(BaseSettings):
+    """Everything an installer can set; each field is `GATEWAY_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=None, extra="forbid")
+
+    http_host: str = Field("0.0.0.0", description="Address the HTTP/WebSocket server listens on.")
+    http_port: int = Field(8887, ge=0, le=65535, description="Port for OCPP WebSockets, the API and /docs.")
+    mapping: Path = Field(Path("mappings/example.yaml"), description="Mapping file (YAML).")
+    database: Path = Field(Path("data/gateway.sqlite3"), description="SQLite database file.")
+    response_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a charger's answer.")
+    guest_response: RegistrationStatus = Field(
+        RegistrationStatus.PENDING, description="BootNotification answer for chargers not in the mapping."
+    )
+    guest_retry_interval: int = Field(
+        120, ge=1, description="Seconds a charger that was not Accepted waits before it boots again."
+    )
+    heartbeat_interval: int = Field(
+        300, ge=1, description="Heartbeat interval handed to Accepted chargers (s)."
+    )
+    offline_after_heartbeats: float = Field(
+        3.0, gt=1, description="A charger silent for this many heartbeat intervals is offline."
+    )
+    socket_closed_offline: bool = Field(
+        True, description="A closed WebSocket makes its charger offline at once."
+    )
+    tls_certfile: Path | None = Field(
+        None, description="PEM certificate; with tls_keyfile the server speaks wss."
+    )
+    tls_keyfile: Path | None = Field(None, description="PEM private key for tls_certfile.")
+    max_message_bytes: int = Field(
+        65536, ge=1024, description="Largest OCPP message accepted; a larger one gets a CALLERROR."
+    )
+    message_log_retention_days: int = Field(90, ge=1, description="Days the message log is kept.")
+    meter_retention_days: int = Field(400, ge=1, description="Days sampled meter values are kept.")
+    log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("set both GATEWAY_TLS_CERTFILE and GATEWAY_TLS_KEYFILE, or neither")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certfile is not None
+
+    @property
+    def offline_after_seconds(self) -> float:
+        return self.heartbeat_interval * self.offline_after_heartbeats
