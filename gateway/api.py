@@ -1,0 +1,405 @@
+"""The REST API: chargers (known and discovered), connectors, transactions, message log, mapping reload."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from gateway import __version__
+from gateway.central import CentralSystem
+from gateway.identity import identity_problem
+from gateway.settings import RegistrationStatus
+from gateway.state import ChargerState, ConnectorState, iso
+from gateway.yamlsource import SourceError
+
+
+def get_central(request: Request) -> CentralSystem:
+    central: CentralSystem = request.app.state.central
+    return central
+
+
+Central = Annotated[CentralSystem, Depends(get_central)]
+router = APIRouter(prefix="/api")
+
+
+class BootInfoOut(BaseModel):
+    vendor: str
+    model: str
+    charge_point_serial_number: str | None
+    charge_box_serial_number: str | None
+    firmware_version: str | None
+    iccid: str | None
+    imsi: str | None
+    meter_type: str | None
+    meter_serial_number: str | None
+
+
+class MeterReadingOut(BaseModel):
+    measurand: str
+    phase: str | None
+    location: str | None
+    unit: str | None
+    value: str
+    context: str | None
+    timestamp: datetime
+
+
+class ConnectorOut(BaseModel):
+    connector_id: int = Field(description="0 is the charge point as a whole.")
+    status: str | None
+    error_code: str | None
+    info: str | None
+    vendor_id: str | None
+    vendor_error_code: str | None
+    status_time: datetime | None = Field(description="When the charger says the status began.")
+    updated_at: datetime | None = Field(description="When the gateway received it.")
+    transaction_id: int | None
+    meter: list[MeterReadingOut] = Field(description="The latest value of each measurand/phase/location.")
+
+
+class AdmissionOut(BaseModel):
+    registration: RegistrationStatus = Field(description="What this charger is told at BootNotification now.")
+    source: str = Field(description="mapping-id, added, mapping-pattern or guest.")
+    pattern: str | None
+    known: bool
+
+
+class ChargerOut(BaseModel):
+    id: str
+    name: str | None
+    admission: AdmissionOut
+    discovered: bool = Field(description="The charger has connected to the gateway at least once.")
+    online: bool
+    connected: bool
+    protocol: str | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    last_boot: datetime | None
+    last_registration_status: RegistrationStatus | None = Field(description="The answer to its last boot.")
+    boot: BootInfoOut | None
+    diagnostics_status: str | None
+    firmware_status: str | None
+    connectors: list[ConnectorOut]
+
+
+class TransactionOut(BaseModel):
+    transaction_id: int
+    known_start: bool = Field(
+        description="False for a StopTransaction of a transaction the gateway never started."
+    )
+    charger_id: str
+    connector_id: int | None
+    id_tag: str | None
+    id_tag_status: str | None
+    meter_start_wh: int | None
+    meter_stop_wh: int | None
+    energy_wh: int | None
+    start_time: datetime | None
+    stop_time: datetime | None
+    minutes_charged: int | None
+    stop_reason: str | None
+
+
+class MessageOut(BaseModel):
+    timestamp: datetime
+    charger_id: str
+    message_type: str
+    summary: str
+
+
+class AddCharger(BaseModel):
+    registration: RegistrationStatus = RegistrationStatus.ACCEPTED
+    name: str | None = None
+
+
+class MappingSummary(BaseModel):
+    file: str
+    chargers: int
+    patterns: list[str]
+    authorization_mode: str
+    whitelist: int
+    blacklist: int
+
+
+class Health(BaseModel):
+    version: str
+    chargers: int
+    connected: int
+    online: int
+    open_transactions: int
+
+
+def _connector(connector: ConnectorState) -> ConnectorOut:
+    meter = [
+        MeterReadingOut(
+            measurand=s.measurand,
+            phase=s.phase,
+            location=s.location,
+            unit=s.unit,
+            value=s.value,
+            context=s.context,
+            timestamp=s.timestamp,
+        )
+        for s in connector.meter.values()
+    ]
+    return ConnectorOut(
+        connector_id=connector.connector_id,
+        status=connector.status,
+        error_code=connector.error_code,
+        info=connector.info,
+        vendor_id=connector.vendor_id,
+        vendor_error_code=connector.vendor_error_code,
+        status_time=connector.status_time,
+        updated_at=connector.updated_at,
+        transaction_id=connector.transaction_id,
+        meter=meter,
+    )
+
+
+def _charger(central: CentralSystem, charger_id: str, state: ChargerState | None) -> ChargerOut:
+    admission = central.admission.decide(charger_id)
+    boot = state.boot if state else None
+    return ChargerOut(
+        id=charger_id,
+        name=admission.name,
+        admission=AdmissionOut(
+            registration=admission.status,
+            source=admission.source.value,
+            pattern=admission.pattern,
+            known=admission.known,
+        ),
+        discovered=state is not None,
+        online=state.online if state else False,
+        connected=state.connected if state else False,
+        protocol=state.protocol if state else None,
+        first_seen=state.first_seen if state else None,
+        last_seen=state.last_seen if state else None,
+        last_boot=state.last_boot if state else None,
+        last_registration_status=state.registration_status if state else None,
+        boot=BootInfoOut(**vars(boot)) if boot else None,
+        diagnostics_status=state.diagnostics_status if state else None,
+        firmware_status=state.firmware_status if state else None,
+        connectors=[_connector(c) for _, c in sorted(state.connectors.items())] if state else [],
+    )
+
+
+@router.get("/health", summary="Gateway version and counts")
+def health(central: Central) -> Health:
+    chargers = central.chargers.values()
+    return Health(
+        version=__version__,
+        chargers=len(central.chargers),
+        connected=sum(c.connected for c in chargers),
+        online=sum(c.online for c in chargers),
+        open_transactions=len(central.open_transactions),
+    )
+
+
+@router.get("/chargers", summary="Known and discovered chargers")
+def list_chargers(
+    central: Central,
+    known: Annotated[
+        bool | None, Query(description="Only known (true) or only unknown (false) chargers.")
+    ] = None,
+    online: Annotated[
+        bool | None, Query(description="Only online (true) or offline (false) chargers.")
+    ] = None,
+) -> list[ChargerOut]:
+    ids = sorted(set(central.chargers) | set(central.admission.mapped_ids()) | set(central.added_ids()))
+    result = [_charger(central, charger_id, central.chargers.get(charger_id)) for charger_id in ids]
+    if known is not None:
+        result = [c for c in result if c.admission.known is known]
+    if online is not None:
+        result = [c for c in result if c.online is online]
+    return result
+
+
+@router.get("/chargers/{charger_id}", summary="One charger with its connectors")
+def get_charger(central: Central, charger_id: str) -> ChargerOut:
+    state = central.chargers.get(charger_id)
+    if state is None and not central.admission.decide(charger_id).known:
+        raise HTTPException(404, f"no charger {charger_id!r}")
+    return _charger(central, charger_id, state)
+
+
+@router.get("/chargers/{charger_id}/connectors", summary="A charger's connectors (0 = the charge point)")
+def get_connectors(central: Central, charger_id: str) -> list[ConnectorOut]:
+    return get_charger(central, charger_id).connectors
+
+
+@router.put(
+    "/chargers/{charger_id}/known",
+    summary="Add a (discovered) charger to the known chargers",
+    description="Kept in the database. Refused (409) for ids the mapping file lists: change those in the file.",
+)
+async def add_known(central: Central, charger_id: str, body: AddCharger) -> ChargerOut:
+    problem = identity_problem(charger_id)
+    if problem:
+        raise HTTPException(422, problem)
+    try:
+        await central.add_known(charger_id, body.registration, body.name)
+    except ValueError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return _charger(central, charger_id, central.chargers.get(charger_id))
+
+
+@router.delete(
+    "/chargers/{charger_id}/known", summary="Remove a charger added through the API", status_code=204
+)
+async def remove_known(central: Central, charger_id: str) -> None:
+    if not await central.remove_known(charger_id):
+        raise HTTPException(404, f"{charger_id!r} was not added through the API")
+
+
+TimeFrom = Annotated[datetime | None, Query(alias="from", description="Inclusive start (ISO 8601).")]
+TimeTo = Annotated[datetime | None, Query(alias="to", description="Exclusive end (ISO 8601).")]
+ChargerFilter = Annotated[str | None, Query(description="Only this charger.")]
+Limit = Annotated[int, Query(ge=1, le=100_000)]
+
+
+def _where(
+    column: str, charger_id: str | None, start: datetime | None, end: datetime | None
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    if charger_id is not None:
+        clauses.append("charger_id = ?")
+        parameters.append(charger_id)
+    if start is not None:
+        clauses.append(f"{column} >= ?")
+        parameters.append(iso(start))
+    if end is not None:
+        clauses.append(f"{column} < ?")
+        parameters.append(iso(end))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), parameters
+
+
+_TRANSACTION_SELECT = (
+    "SELECT COALESCE(orphan_transaction_id, id) AS transaction_id, orphan_transaction_id IS NULL AS known_start, "
+    "charger_id, connector_id, id_tag, id_tag_status, meter_start_wh, meter_stop_wh, energy_wh, start_time, "
+    "stop_time, minutes_charged, stop_reason FROM transactions"
+)
+
+
+async def _transactions(
+    central: CentralSystem, charger_id: str | None, start: datetime | None, end: datetime | None, limit: int
+) -> list[TransactionOut]:
+    # A transaction belongs to the time it started; a stop without a known start, to the time it stopped.
+    where, parameters = _where("COALESCE(start_time, stop_time)", charger_id, start, end)
+    rows = await central.store.fetch_all(
+        f"{_TRANSACTION_SELECT}{where} ORDER BY id DESC LIMIT ?", (*parameters, limit)
+    )
+    return [TransactionOut.model_validate(row) for row in rows]
+
+
+@router.get("/transactions", summary="Transaction history (seed 003 §5.3), newest first")
+async def list_transactions(
+    central: Central,
+    charger_id: ChargerFilter = None,
+    start: TimeFrom = None,
+    end: TimeTo = None,
+    limit: Limit = 1000,
+) -> list[TransactionOut]:
+    return await _transactions(central, charger_id, start, end, limit)
+
+
+@router.get("/transactions.csv", summary="Transaction history as CSV", response_class=Response)
+async def export_transactions(
+    central: Central,
+    charger_id: ChargerFilter = None,
+    start: TimeFrom = None,
+    end: TimeTo = None,
+    limit: Limit = 100_000,
+) -> Response:
+    rows = await _transactions(central, charger_id, start, end, limit)
+    return _csv(rows, list(TransactionOut.model_fields), "transactions.csv")
+
+
+async def _messages(
+    central: CentralSystem, charger_id: str | None, start: datetime | None, end: datetime | None, limit: int
+) -> list[MessageOut]:
+    where, parameters = _where("timestamp", charger_id, start, end)
+    rows = await central.store.fetch_all(
+        f"SELECT timestamp, charger_id, message_type, summary FROM message_log{where} ORDER BY id DESC LIMIT ?",
+        (*parameters, limit),
+    )
+    return [MessageOut.model_validate(row) for row in rows]
+
+
+@router.get("/messages", summary="General message log (seed 003 §5.2), newest first")
+async def list_messages(
+    central: Central,
+    charger_id: ChargerFilter = None,
+    start: TimeFrom = None,
+    end: TimeTo = None,
+    limit: Limit = 1000,
+) -> list[MessageOut]:
+    await central.store.flush()
+    return await _messages(central, charger_id, start, end, limit)
+
+
+@router.get("/messages.csv", summary="General message log as CSV", response_class=Response)
+async def export_messages(
+    central: Central,
+    charger_id: ChargerFilter = None,
+    start: TimeFrom = None,
+    end: TimeTo = None,
+    limit: Limit = 100_000,
+) -> Response:
+    await central.store.flush()
+    rows = await _messages(central, charger_id, start, end, limit)
+    return _csv(rows, list(MessageOut.model_fields), "messages.csv")
+
+
+@router.get("/mapping", summary="The mapping in use")
+def mapping_summary(central: Central) -> MappingSummary:
+    mapping = central.mapping
+    return MappingSummary(
+        file=str(central.settings.mapping),
+        chargers=sum(1 for c in mapping.chargers if c.id is not None),
+        patterns=[c.pattern for c in mapping.chargers if c.pattern is not None],
+        authorization_mode=mapping.authorization.mode.value,
+        whitelist=len(mapping.authorization.whitelist),
+        blacklist=len(mapping.authorization.blacklist),
+    )
+
+
+@router.post(
+    "/mapping/reload",
+    summary="Re-read the mapping file without a restart",
+    description="Chargers, connectors and transactions are kept. A bad file is refused (422, with file, line and "
+    "reason) and the running mapping stays.",
+)
+async def reload_mapping(central: Central) -> MappingSummary:
+    try:
+        await central.reload_mapping()
+    except SourceError as exc:
+        raise HTTPException(422, [str(issue) for issue in exc.issues]) from None
+    return mapping_summary(central)
+
+
+def _csv(rows: Sequence[BaseModel], columns: list[str], filename: str) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        values = row.model_dump()
+        writer.writerow([_cell(values[name]) for name in columns])
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    return "" if value is None else value

@@ -1,0 +1,538 @@
+"""The central system's version-neutral core: admission, authorization, charger and connector state,
+transactions, meter values and the message log. OCPP version modules translate payloads into calls here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from gateway.admission import AddedCharger, Admission, AdmissionPolicy
+from gateway.authorization import AuthorizationPolicy, IdTagInfo
+from gateway.mapping import Mapping, load_mapping
+from gateway.settings import RegistrationStatus, Settings
+from gateway.state import (
+    BootInfo,
+    ChargerState,
+    ConnectorState,
+    OpenTransaction,
+    SampledValue,
+    iso,
+    parse_time,
+    utcnow,
+)
+from gateway.store import Store
+
+LOG = logging.getLogger(__name__)
+
+_BOOT_FIELDS = tuple(BootInfo.__dataclass_fields__)
+
+
+class DataTransferStatus(StrEnum):
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    UNKNOWN_MESSAGE_ID = "UnknownMessageId"
+    UNKNOWN_VENDOR_ID = "UnknownVendorId"
+
+
+DataTransferHandler = Callable[[str, str | None, str | None], tuple[DataTransferStatus, str | None]]
+"""(charge point id, messageId, data) -> (status, data): answers one vendor's DataTransfer."""
+
+
+@dataclass(frozen=True)
+class StartResult:
+    transaction_id: int
+    id_tag_info: IdTagInfo
+    repeated: bool
+
+
+@dataclass(frozen=True)
+class StopResult:
+    transaction_id: int
+    known: bool
+    repeated: bool
+    energy_wh: int | None
+    minutes_charged: int | None
+
+
+class CentralSystem:
+    """Keeps every charger's state, decides admission and authorization, and records what happens."""
+
+    def __init__(self, settings: Settings, store: Store, mapping: Mapping) -> None:
+        self.settings = settings
+        self.store = store
+        self.chargers: dict[str, ChargerState] = {}
+        self.open_transactions: dict[int, OpenTransaction] = {}
+        self.data_transfer_handlers: dict[str, DataTransferHandler] = {}
+        self._added: dict[str, AddedCharger] = {}
+        self.mapping = mapping
+        self.admission = self._admission_policy()
+        self.authorization = AuthorizationPolicy(mapping.authorization)
+
+    # -- start-up and configuration -------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Bring back chargers, connectors, added chargers and open transactions from the database."""
+        rows = await self.store.read(_load_all)
+        for row in rows["chargers"]:
+            charger = ChargerState(
+                id=row["id"],
+                first_seen=_time(row["first_seen"]),
+                last_seen=_time(row["last_seen"]),
+                protocol=row["protocol"],
+                last_boot=parse_time(row["last_boot"]),
+                registration_status=RegistrationStatus(row["registration_status"])
+                if row["registration_status"]
+                else None,
+                diagnostics_status=row["diagnostics_status"],
+                diagnostics_status_time=parse_time(row["diagnostics_status_time"]),
+                firmware_status=row["firmware_status"],
+                firmware_status_time=parse_time(row["firmware_status_time"]),
+            )
+            if row["vendor"] is not None:
+                charger.boot = BootInfo(**{name: row[name] for name in _BOOT_FIELDS})
+            self.chargers[charger.id] = charger
+        for row in rows["connectors"]:
+            owner = self.chargers.get(row["charger_id"])
+            if owner is None:
+                continue
+            connector = owner.connector(row["connector_id"])
+            for name in ("status", "error_code", "info", "vendor_id", "vendor_error_code"):
+                setattr(connector, name, row[name])
+            connector.status_time = parse_time(row["status_time"])
+            connector.updated_at = parse_time(row["updated_at"])
+        for row in rows["open_transactions"]:
+            transaction = OpenTransaction(
+                transaction_id=row["id"],
+                charger_id=row["charger_id"],
+                connector_id=row["connector_id"],
+                id_tag=row["id_tag"],
+                meter_start_wh=row["meter_start_wh"],
+                start_time=_time(row["start_time"]),
+            )
+            self.open_transactions[transaction.transaction_id] = transaction
+            owner = self.chargers.get(transaction.charger_id)
+            if owner is not None:
+                owner.connector(transaction.connector_id).transaction_id = transaction.transaction_id
+        self._added = {
+            row["id"]: AddedCharger(row["id"], RegistrationStatus(row["registration"]), row["name"])
+            for row in rows["added"]
+        }
+        self.admission = self._admission_policy()
+        LOG.info(
+            "loaded %d chargers, %d open transactions, %d added chargers",
+            len(self.chargers),
+            len(self.open_transactions),
+            len(self._added),
+        )
+
+    def _admission_policy(self) -> AdmissionPolicy:
+        return AdmissionPolicy(
+            self.mapping, self._added, self.settings.guest_response, self.settings.guest_retry_interval
+        )
+
+    def apply_mapping(self, mapping: Mapping) -> None:
+        """Switch to a new mapping; every charger, connector and transaction is kept."""
+        self.mapping = mapping
+        self.admission = self._admission_policy()
+        self.authorization = AuthorizationPolicy(mapping.authorization)
+
+    async def reload_mapping(self) -> Mapping:
+        """Re-read the mapping file; a bad file raises `SourceError` and the running mapping stays."""
+        mapping = await asyncio.to_thread(load_mapping, self.settings.mapping)
+        self.apply_mapping(mapping)
+        self.log("-", "MappingReloaded", f"{self.settings.mapping}: {len(mapping.chargers)} charger entries")
+        return mapping
+
+    async def add_known(
+        self, charger_id: str, registration: RegistrationStatus, name: str | None
+    ) -> Admission:
+        """Add a (discovered) charger to the known chargers; kept in the database."""
+        if self.admission.in_mapping(charger_id):
+            raise ValueError(f"{charger_id} is listed in the mapping file; change it there")
+        added = AddedCharger(charger_id, registration, name)
+        now = iso(utcnow())
+        await self.store.write(
+            lambda c: c.execute(
+                "INSERT INTO added_chargers (id, registration, name, added_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET registration = excluded.registration, name = excluded.name",
+                (charger_id, registration.value, name, now),
+            )
+        )
+        self._added[charger_id] = added
+        self.admission = self._admission_policy()
+        self.log(charger_id, "ChargerAdded", f"registration {registration.value}")
+        return self.admission.decide(charger_id)
+
+    def added_ids(self) -> list[str]:
+        return list(self._added)
+
+    async def remove_known(self, charger_id: str) -> bool:
+        if charger_id not in self._added:
+            return False
+        await self.store.write(lambda c: c.execute("DELETE FROM added_chargers WHERE id = ?", (charger_id,)))
+        del self._added[charger_id]
+        self.admission = self._admission_policy()
+        self.log(charger_id, "ChargerRemoved", "removed from the known chargers")
+        return True
+
+    # -- message log -----------------------------------------------------------------------------------------
+
+    def log(self, charger_id: str, message_type: str, summary: str) -> None:
+        """Append to the general message log (seed 003 §5.2); never waits."""
+        entry = (iso(utcnow()), charger_id, message_type, summary[:500])
+        self.store.execute_nowait(
+            "INSERT INTO message_log (timestamp, charger_id, message_type, summary) VALUES (?, ?, ?, ?)",
+            entry,
+        )
+
+    # -- connection and liveness -----------------------------------------------------------------------------
+
+    def connected(self, charger_id: str, protocol: str, peer: str) -> ChargerState:
+        """A charger opened a WebSocket: it is discovered (if new) and online."""
+        now = utcnow()
+        charger = self.chargers.get(charger_id)
+        if charger is None:
+            charger = self.chargers[charger_id] = ChargerState(charger_id, first_seen=now, last_seen=now)
+        charger.protocol = protocol
+        charger.connected = True
+        charger.online = True
+        charger.connected_since = now
+        charger.last_seen = now
+        self._save_charger(charger)
+        self.log(charger_id, "Connected", f"{protocol} from {peer}")
+        return charger
+
+    def disconnected(self, charger_id: str, reason: str) -> None:
+        charger = self.chargers.get(charger_id)
+        if charger is None:
+            return
+        charger.connected = False
+        charger.connected_since = None
+        if self.settings.socket_closed_offline:
+            charger.online = False
+        self._save_charger(charger)
+        self.log(charger_id, "Disconnected", reason)
+
+    def touch(self, charger_id: str) -> None:
+        """Something arrived from the charger: it is alive."""
+        charger = self.chargers.get(charger_id)
+        if charger is None:
+            return
+        charger.last_seen = utcnow()
+        if not charger.online:
+            charger.online = True
+            self.log(charger_id, "Online", "message received")
+
+    def check_liveness(self, now: datetime | None = None) -> list[str]:
+        """Mark chargers silent for too long offline; returns their ids. Also saves every last-seen time."""
+        now = now or utcnow()
+        limit = timedelta(seconds=self.settings.offline_after_seconds)
+        gone = []
+        for charger in self.chargers.values():
+            if charger.online and now - charger.last_seen > limit:
+                charger.online = False
+                gone.append(charger.id)
+                self.log(charger.id, "Offline", f"nothing received for {limit.total_seconds():.0f} s")
+        rows = [(iso(c.last_seen), c.id) for c in self.chargers.values() if c.online or c.id in gone]
+        if rows:
+            self.store.write_nowait(
+                lambda c: c.executemany("UPDATE chargers SET last_seen = ? WHERE id = ?", rows)
+            )
+        return gone
+
+    def is_accepted(self, charger_id: str) -> bool:
+        """May this charger send anything but BootNotification? Only once its registration is Accepted."""
+        return self.admission.decide(charger_id).accepted
+
+    # -- charger-initiated messages ---------------------------------------------------------------------------
+
+    async def boot(self, charger_id: str, info: BootInfo) -> Admission:
+        admission = self.admission.decide(charger_id)
+        charger = self._charger(charger_id)
+        charger.boot = info
+        charger.last_boot = utcnow()
+        charger.registration_status = admission.status
+        await self.store.write(_upsert_charger(charger))
+        return admission
+
+    def heartbeat_interval_for(self, admission: Admission) -> int:
+        return self.settings.heartbeat_interval if admission.accepted else admission.retry_interval
+
+    def status_notification(
+        self,
+        charger_id: str,
+        connector_id: int,
+        status: str,
+        error_code: str,
+        info: str | None,
+        vendor_id: str | None,
+        vendor_error_code: str | None,
+        timestamp: datetime | None,
+    ) -> ConnectorState:
+        now = utcnow()
+        connector = self._charger(charger_id).connector(connector_id)
+        connector.status = status
+        connector.error_code = error_code
+        connector.info = info
+        connector.vendor_id = vendor_id
+        connector.vendor_error_code = vendor_error_code
+        connector.status_time = timestamp or now
+        connector.updated_at = now
+        row = (
+            charger_id,
+            connector_id,
+            status,
+            error_code,
+            info,
+            vendor_id,
+            vendor_error_code,
+            iso(connector.status_time),
+            iso(now),
+        )
+        self.store.execute_nowait(
+            "INSERT OR REPLACE INTO connectors (charger_id, connector_id, status, error_code, info, vendor_id, "
+            "vendor_error_code, status_time, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
+        return connector
+
+    async def meter_values(
+        self, charger_id: str, connector_id: int, transaction_id: int | None, samples: list[SampledValue]
+    ) -> None:
+        connector = self._charger(charger_id).connector(connector_id)
+        for sample in samples:
+            current = connector.meter.get(sample.key)
+            if current is None or current.timestamp <= sample.timestamp:
+                connector.meter[sample.key] = sample
+        await self.store.write(_insert_samples(charger_id, connector_id, transaction_id, samples))
+
+    def authorize(self, id_tag: str) -> IdTagInfo:
+        return self.authorization.authorize(id_tag, utcnow())
+
+    async def start_transaction(
+        self,
+        charger_id: str,
+        connector_id: int,
+        id_tag: str,
+        meter_start_wh: int,
+        timestamp: datetime,
+        reservation_id: int | None,
+    ) -> StartResult:
+        """Record a transaction start (a charger's retry of the same start gets the same id)."""
+        info = self.authorize(id_tag)
+        row = {
+            "charger_id": charger_id,
+            "connector_id": connector_id,
+            "id_tag": id_tag,
+            "id_tag_status": info.status.value,
+            "reservation_id": reservation_id,
+            "meter_start_wh": meter_start_wh,
+            "start_time": iso(timestamp),
+            "created_at": iso(utcnow()),
+        }
+        transaction_id, repeated = await self.store.write(lambda c: _insert_start(c, row))
+        if not repeated or transaction_id not in self.open_transactions:
+            self.open_transactions[transaction_id] = OpenTransaction(
+                transaction_id, charger_id, connector_id, id_tag, meter_start_wh, timestamp
+            )
+        self._charger(charger_id).connector(connector_id).transaction_id = transaction_id
+        return StartResult(transaction_id, info, repeated)
+
+    async def stop_transaction(
+        self,
+        charger_id: str,
+        transaction_id: int,
+        meter_stop_wh: int,
+        timestamp: datetime,
+        reason: str | None,
+        id_tag: str | None,
+        samples: list[SampledValue],
+    ) -> StopResult:
+        """Close a transaction with its totals; a stop for an unknown transaction is kept as an orphan row."""
+        stop = {
+            "charger_id": charger_id,
+            "transaction_id": transaction_id,
+            "meter_stop_wh": meter_stop_wh,
+            "stop_time": timestamp,
+            "stop_reason": reason,
+            "stop_id_tag": id_tag,
+            "created_at": iso(utcnow()),
+        }
+        result: StopResult = await self.store.write(lambda c: _insert_stop(c, stop, samples))
+        open_transaction = self.open_transactions.pop(transaction_id, None)
+        if open_transaction is not None:
+            charger = self.chargers.get(open_transaction.charger_id)
+            connector = charger.connectors.get(open_transaction.connector_id) if charger else None
+            if connector is not None and connector.transaction_id == transaction_id:
+                connector.transaction_id = None
+        return result
+
+    def data_transfer(
+        self, charger_id: str, vendor_id: str, message_id: str | None, data: str | None
+    ) -> tuple[DataTransferStatus, str | None]:
+        handler = self.data_transfer_handlers.get(vendor_id)
+        if handler is None:
+            return DataTransferStatus.UNKNOWN_VENDOR_ID, None
+        return handler(charger_id, message_id, data)
+
+    def diagnostics_status(self, charger_id: str, status: str) -> None:
+        charger = self._charger(charger_id)
+        charger.diagnostics_status, charger.diagnostics_status_time = status, utcnow()
+        self._save_charger(charger)
+
+    def firmware_status(self, charger_id: str, status: str) -> None:
+        charger = self._charger(charger_id)
+        charger.firmware_status, charger.firmware_status_time = status, utcnow()
+        self._save_charger(charger)
+
+    # -- housekeeping ----------------------------------------------------------------------------------------
+
+    async def prune_history(self, now: datetime | None = None) -> tuple[int, int]:
+        """Drop message-log and meter rows older than their retention; returns the rows removed."""
+        now = now or utcnow()
+        log_limit = iso(now - timedelta(days=self.settings.message_log_retention_days))
+        meter_limit = iso(now - timedelta(days=self.settings.meter_retention_days))
+
+        def prune(c: sqlite3.Connection) -> tuple[int, int]:
+            logs = c.execute("DELETE FROM message_log WHERE timestamp < ?", (log_limit,)).rowcount
+            meters = c.execute("DELETE FROM meter_values WHERE received_at < ?", (meter_limit,)).rowcount
+            return logs, meters
+
+        return await self.store.write(prune)
+
+    def _charger(self, charger_id: str) -> ChargerState:
+        charger = self.chargers.get(charger_id)
+        if (
+            charger is None
+        ):  # messages only come over a connection, which creates the charger; stay safe anyway
+            now = utcnow()
+            charger = self.chargers[charger_id] = ChargerState(charger_id, first_seen=now, last_seen=now)
+        return charger
+
+    def _save_charger(self, charger: ChargerState) -> None:
+        self.store.write_nowait(_upsert_charger(charger))
+
+
+def _time(text: str) -> datetime:
+    moment = parse_time(text)
+    assert moment is not None
+    return moment
+
+
+def _load_all(c: sqlite3.Connection) -> dict[str, list[sqlite3.Row]]:
+    return {
+        "chargers": c.execute("SELECT * FROM chargers").fetchall(),
+        "connectors": c.execute("SELECT * FROM connectors").fetchall(),
+        "added": c.execute("SELECT * FROM added_chargers").fetchall(),
+        "open_transactions": c.execute(
+            "SELECT * FROM transactions WHERE orphan_transaction_id IS NULL AND stop_time IS NULL"
+        ).fetchall(),
+    }
+
+
+def _upsert_charger(charger: ChargerState) -> Callable[[sqlite3.Connection], Any]:
+    boot: dict[str, Any] = asdict(charger.boot) if charger.boot else dict.fromkeys(_BOOT_FIELDS)
+    row = {
+        "id": charger.id,
+        **boot,
+        "protocol": charger.protocol,
+        "first_seen": iso(charger.first_seen),
+        "last_seen": iso(charger.last_seen),
+        "last_boot": iso(charger.last_boot),
+        "registration_status": charger.registration_status.value if charger.registration_status else None,
+        "diagnostics_status": charger.diagnostics_status,
+        "diagnostics_status_time": iso(charger.diagnostics_status_time),
+        "firmware_status": charger.firmware_status,
+        "firmware_status_time": iso(charger.firmware_status_time),
+    }
+    columns = ", ".join(row)
+    placeholders = ", ".join(f":{name}" for name in row)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in row if name not in ("id", "first_seen"))
+    sql = f"INSERT INTO chargers ({columns}) VALUES ({placeholders}) ON CONFLICT (id) DO UPDATE SET {updates}"
+    return lambda c: c.execute(sql, row)
+
+
+def _insert_samples(
+    charger_id: str, connector_id: int, transaction_id: int | None, samples: Iterable[SampledValue]
+) -> Callable[[sqlite3.Connection], Any]:
+    received = iso(utcnow())
+    rows = [
+        (
+            charger_id,
+            connector_id,
+            transaction_id,
+            iso(s.timestamp),
+            s.value,
+            s.measurand,
+            s.phase,
+            s.unit,
+            s.context,
+            s.location,
+            s.format,
+            received,
+        )
+        for s in samples
+    ]
+    return lambda c: c.executemany(
+        "INSERT INTO meter_values (charger_id, connector_id, transaction_id, timestamp, value, measurand, phase, "
+        "unit, context, location, format, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def _insert_start(c: sqlite3.Connection, row: dict[str, Any]) -> tuple[int, bool]:
+    existing = c.execute(
+        "SELECT id FROM transactions WHERE orphan_transaction_id IS NULL AND charger_id = :charger_id "
+        "AND connector_id = :connector_id AND id_tag = :id_tag AND meter_start_wh = :meter_start_wh "
+        "AND start_time = :start_time",
+        row,
+    ).fetchone()
+    if existing is not None:
+        return int(existing["id"]), True
+    columns = ", ".join(row)
+    placeholders = ", ".join(f":{name}" for name in row)
+    cursor = c.execute(f"INSERT INTO transactions ({columns}) VALUES ({placeholders})", row)
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid, False
+
+
+def _insert_stop(c: sqlite3.Connection, stop: dict[str, Any], samples: list[SampledValue]) -> StopResult:
+    transaction_id: int = stop["transaction_id"]
+    stop_time: datetime = stop["stop_time"]
+    row = c.execute(
+        "SELECT * FROM transactions WHERE id = ? AND orphan_transaction_id IS NULL AND charger_id = ?",
+        (transaction_id, stop["charger_id"]),
+    ).fetchone()
+    if row is not None and row["stop_time"] is not None:
+        return StopResult(transaction_id, True, True, row["energy_wh"], row["minutes_charged"])
+    if samples:
+        _insert_samples(stop["charger_id"], row["connector_id"] if row else 0, transaction_id, samples)(c)
+    values = {**stop, "stop_time": iso(stop_time)}
+    if row is None:
+        values["orphan_transaction_id"] = values.pop("transaction_id")
+        columns = ", ".join(values)
+        placeholders = ", ".join(f":{name}" for name in values)
+        c.execute(f"INSERT INTO transactions ({columns}) VALUES ({placeholders})", values)
+        return StopResult(transaction_id, False, False, None, None)
+    energy = stop["meter_stop_wh"] - row["meter_start_wh"]
+    if energy < 0:
+        LOG.warning(
+            "transaction %s: meter went backwards (%s -> %s Wh)",
+            transaction_id,
+            row["meter_start_wh"],
+            stop["meter_stop_wh"],
+        )
+    started = _time(row["start_time"])
+    minutes = max(0, int((stop_time - started).total_seconds() // 60))
+    c.execute(
+        "UPDATE transactions SET meter_stop_wh = :meter_stop_wh, energy_wh = :energy_wh, stop_time = :stop_time, "
+        "minutes_charged = :minutes, stop_reason = :stop_reason, stop_id_tag = :stop_id_tag WHERE id = :id",
+        {**values, "energy_wh": energy, "minutes": minutes, "id": transaction_id},
+    )
+    return StopResult(transaction_id, True, False, energy, minutes)

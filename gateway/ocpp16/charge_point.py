@@ -1,0 +1,322 @@
+"""OCPP 1.6J: every message a charger sends, translated into calls on the version-neutral central system.
+
+Handlers only record and answer. Frames are checked before the library sees them, so bad input gets the 1.6
+CALLERROR code that fits and the connection stays up.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.exceptions import InternalError, OCPPError, SecurityError, TypeConstraintViolationError
+from ocpp.messages import Call, CallError, validate_payload
+from ocpp.routing import on as _on
+from ocpp.v16 import ChargePoint, call_result, datatypes
+from ocpp.v16.enums import Action
+
+from gateway.authorization import IdTagInfo
+from gateway.central import CentralSystem
+from gateway.ocppj import CALL, FrameError, FrameFault, parse_frame
+from gateway.state import BootInfo, SampledValue, iso, parse_time, utcnow
+
+LOG = logging.getLogger(__name__)
+# The library logs every frame at INFO; under "ocpp" so that one logger level quiets it.
+FRAME_LOG = logging.getLogger("ocpp.frames")
+
+SUBPROTOCOL = "ocpp1.6"
+
+# Actions a 1.6 charge point sends to the central system; any other 1.6 action is one we send, not receive.
+RECEIVED_ACTIONS = frozenset(
+    {
+        Action.authorize,
+        Action.boot_notification,
+        Action.data_transfer,
+        Action.diagnostics_status_notification,
+        Action.firmware_status_notification,
+        Action.heartbeat,
+        Action.meter_values,
+        Action.start_transaction,
+        Action.status_notification,
+        Action.stop_transaction,
+    }
+)
+_KNOWN_ACTIONS = frozenset(action.value for action in Action)
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+on = cast(Callable[[Action], Callable[[Handler], Handler]], _on)  # the library's @on, typed
+
+# The library raises 2.0.1 code names; 1.6 spells two of them differently.
+_CODES_16 = {
+    "FormatViolation": "FormationViolation",
+    "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
+}
+_FAULT_CODES = {FrameFault.FORMAT: "FormationViolation", FrameFault.PROTOCOL: "ProtocolError"}
+
+
+class ChargePoint16(ChargePoint):  # type: ignore[misc]
+    """One connected OCPP 1.6J charger."""
+
+    def __init__(self, charger_id: str, connection: Any, central: CentralSystem) -> None:
+        super().__init__(
+            charger_id, connection, response_timeout=central.settings.response_timeout, logger=FRAME_LOG
+        )
+        self.central = central
+        self._max_bytes = central.settings.max_message_bytes
+        # Actions a TriggerMessage asked for, allowed while the charger is not Accepted (OCPP 1.6 §4.2).
+        self.triggered: set[str] = set()
+
+    # -- framing and gatekeeping -----------------------------------------------------------------------------
+
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        try:
+            frame = parse_frame(raw_msg, self._max_bytes)
+        except FrameError as error:
+            await self._refuse_frame(error)
+            return
+        self.central.touch(self.id)
+        if frame.message_type != CALL:
+            await super().route_message(frame.raw)
+            return
+        call = Call(frame.unique_id, frame.action, frame.payload)
+        try:
+            self._admit(call.action)
+            await self._handle_call(call)
+        except OCPPError as error:
+            code = _CODES_16.get(error.code, error.code)
+            cause = error.details.get("cause") if isinstance(error.details, dict) else None
+            description = str(cause or error.description or code)
+            await self._send_call_error(call.unique_id, code, description)
+            self.central.log(self.id, "CALLERROR", f"{call.action}: {code}: {description}")
+
+    async def _handle_call(self, msg: Call) -> None:
+        """Validate, dispatch and answer one CALL. Unlike the library's version, errors propagate to
+        `route_message`, which answers and logs them in one place."""
+        await validate_payload(msg, self._ocpp_version)
+        handler = self.route_map[msg.action]["_on_action"]
+        try:
+            response = handler(**camel_to_snake_case(msg.payload))
+            if inspect.isawaitable(response):
+                response = await response
+        except OCPPError:
+            raise
+        except Exception as exc:
+            LOG.exception("%s: %s handler failed", self.id, msg.action)
+            raise InternalError(description=f"the central system failed to handle {msg.action}") from exc
+        result = msg.create_call_result(snake_to_camel_case(remove_nones(serialize_as_dict(response))))
+        await validate_payload(result, self._ocpp_version)
+        await self._send(result.to_json())
+
+    def _admit(self, action: str) -> None:
+        if action not in RECEIVED_ACTIONS:
+            if action in _KNOWN_ACTIONS:
+                raise _error("NotSupported", f"{action} is sent by a central system, not to one")
+            raise _error("NotImplemented", f"unknown action {action!r}")
+        if action == Action.boot_notification or action in self.triggered:
+            self.triggered.discard(action)
+            return
+        if not self.central.is_accepted(self.id):
+            status = self.central.admission.decide(self.id).status.value
+            raise SecurityError(description=f"registration is {status}: only BootNotification is answered")
+
+    async def _refuse_frame(self, error: FrameError) -> None:
+        code = _FAULT_CODES[error.fault]
+        if error.unique_id is not None:
+            await self._send_call_error(error.unique_id, code, error.description)
+            self.central.log(self.id, "CALLERROR", f"{code}: {error.description}")
+        else:
+            self.central.log(self.id, "BadFrame", f"unanswerable: {error.description}")
+
+    async def _send_call_error(self, unique_id: Any, code: str, description: str) -> None:
+        await self._send(CallError(unique_id, code, description, {}).to_json())
+
+    # -- charger-initiated messages --------------------------------------------------------------------------
+
+    @on(Action.boot_notification)
+    async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
+        info = BootInfo(vendor=charge_point_vendor, model=charge_point_model, **kw)
+        admission = await self.central.boot(self.id, info)
+        interval = self.central.heartbeat_interval_for(admission)
+        self.central.log(
+            self.id,
+            "BootNotification",
+            f"{charge_point_vendor} {charge_point_model} serial {kw.get('charge_point_serial_number') or '-'} "
+            f"firmware {kw.get('firmware_version') or '-'} -> {admission.status.value} ({admission.source.value}), "
+            f"interval {interval} s",
+        )
+        return call_result.BootNotification(
+            current_time=_now(), interval=interval, status=admission.status.value
+        )
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self) -> Any:
+        now = _now()
+        self.central.log(self.id, "Heartbeat", now)
+        return call_result.Heartbeat(current_time=now)
+
+    @on(Action.status_notification)
+    def on_status_notification(
+        self,
+        connector_id: int,
+        error_code: str,
+        status: str,
+        info: str | None = None,
+        timestamp: str | None = None,
+        vendor_id: str | None = None,
+        vendor_error_code: str | None = None,
+    ) -> Any:
+        self.central.status_notification(
+            self.id,
+            connector_id,
+            status,
+            error_code,
+            info,
+            vendor_id,
+            vendor_error_code,
+            _timestamp(timestamp, "timestamp") if timestamp else None,
+        )
+        extra = f" ({info})" if info else ""
+        self.central.log(
+            self.id, "StatusNotification", f"connector {connector_id}: {status}, {error_code}{extra}"
+        )
+        return call_result.StatusNotification()
+
+    @on(Action.meter_values)
+    async def on_meter_values(
+        self, connector_id: int, meter_value: list[dict[str, Any]], transaction_id: int | None = None
+    ) -> Any:
+        samples = _samples(meter_value)
+        await self.central.meter_values(self.id, connector_id, transaction_id, samples)
+        self.central.log(
+            self.id,
+            "MeterValues",
+            f"connector {connector_id}, transaction {transaction_id or '-'}: {_describe(samples)}",
+        )
+        return call_result.MeterValues()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_tag: str) -> Any:
+        info = self.central.authorize(id_tag)
+        self.central.log(self.id, "Authorize", f"{id_tag} -> {info.status.value}")
+        return call_result.Authorize(id_tag_info=_id_tag_info(info))
+
+    @on(Action.start_transaction)
+    async def on_start_transaction(
+        self,
+        connector_id: int,
+        id_tag: str,
+        meter_start: int,
+        timestamp: str,
+        reservation_id: int | None = None,
+    ) -> Any:
+        result = await self.central.start_transaction(
+            self.id, connector_id, id_tag, meter_start, _timestamp(timestamp, "timestamp"), reservation_id
+        )
+        again = " (repeated)" if result.repeated else ""
+        self.central.log(
+            self.id,
+            "StartTransaction",
+            f"connector {connector_id}, {id_tag} -> {result.id_tag_info.status.value}, "
+            f"transaction {result.transaction_id}{again}, meter {meter_start} Wh",
+        )
+        return call_result.StartTransaction(
+            transaction_id=result.transaction_id, id_tag_info=_id_tag_info(result.id_tag_info)
+        )
+
+    @on(Action.stop_transaction)
+    async def on_stop_transaction(
+        self,
+        meter_stop: int,
+        timestamp: str,
+        transaction_id: int,
+        reason: str | None = None,
+        id_tag: str | None = None,
+        transaction_data: list[dict[str, Any]] | None = None,
+    ) -> Any:
+        samples = _samples(transaction_data or [])
+        result = await self.central.stop_transaction(
+            self.id, transaction_id, meter_stop, _timestamp(timestamp, "timestamp"), reason, id_tag, samples
+        )
+        if not result.known:
+            outcome = "unknown transaction, recorded"
+        elif result.repeated:
+            outcome = "already stopped"
+        else:
+            outcome = f"{result.energy_wh} Wh in {result.minutes_charged} min"
+        self.central.log(
+            self.id,
+            "StopTransaction",
+            f"transaction {transaction_id}, meter {meter_stop} Wh, reason {reason or 'Local'}: {outcome}",
+        )
+        info = self.central.authorize(id_tag) if id_tag else None
+        return call_result.StopTransaction(id_tag_info=_id_tag_info(info) if info else None)
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None) -> Any:
+        status, answer = self.central.data_transfer(self.id, vendor_id, message_id, data)
+        self.central.log(self.id, "DataTransfer", f"{vendor_id}/{message_id or '-'} -> {status.value}")
+        return call_result.DataTransfer(status=status.value, data=answer)
+
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status_notification(self, status: str) -> Any:
+        self.central.diagnostics_status(self.id, status)
+        self.central.log(self.id, "DiagnosticsStatusNotification", status)
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status_notification(self, status: str) -> Any:
+        self.central.firmware_status(self.id, status)
+        self.central.log(self.id, "FirmwareStatusNotification", status)
+        return call_result.FirmwareStatusNotification()
+
+
+def _error(code: str, description: str) -> OCPPError:
+    error_class = next(cls for cls in OCPPError.__subclasses__() if cls.code == code)
+    error: OCPPError = error_class(description=description)
+    return error
+
+
+def _now() -> str:
+    return iso(utcnow()) or ""
+
+
+def _timestamp(text: str, field: str) -> datetime:
+    try:
+        moment = parse_time(text)
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise TypeConstraintViolationError(description=f"{field} {text!r} is not an ISO 8601 date-time")
+    return moment
+
+
+def _samples(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
+    samples = []
+    for meter_value in meter_values:
+        moment = _timestamp(meter_value["timestamp"], "meterValue.timestamp")
+        for sampled in meter_value["sampled_value"]:
+            fields = {
+                key: sampled.get(key)
+                for key in ("measurand", "phase", "unit", "context", "location", "format")
+            }
+            samples.append(
+                SampledValue(moment, sampled["value"], **{k: v for k, v in fields.items() if v is not None})
+            )
+    return samples
+
+
+def _describe(samples: list[SampledValue]) -> str:
+    parts = [
+        f"{s.measurand}{'.' + s.phase if s.phase else ''}={s.value} {s.unit or ''}".strip() for s in samples
+    ]
+    return "; ".join(parts[:6]) + (f"; +{len(parts) - 6} more" if len(parts) > 6 else "")
+
+
+def _id_tag_info(info: IdTagInfo) -> datatypes.IdTagInfo:
+    return datatypes.IdTagInfo(
+        status=info.status.value, parent_id_tag=info.parent_id_tag, expiry_date=iso(info.expiry_date)
+    )

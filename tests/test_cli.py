@@ -1,0 +1,116 @@
+"""The command line as an installer uses it: `ocpp-gateway run` in its own process, and `check`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from ocpp.v16 import call
+
+from tests.conftest import connect_charger
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _gateway_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_run_with_example_mapping_answers_a_charger(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_HTTP_HOST": "127.0.0.1",
+        "GATEWAY_HTTP_PORT": str(port),
+        "GATEWAY_DATABASE": str(tmp_path / "gateway.sqlite3"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
+            for _ in range(300):
+                try:
+                    if (await api.get("/api/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            async with connect_charger(f"ws://127.0.0.1:{port}", "CP1") as cp:
+                boot = await cp.boot()
+                await cp.call(call.Heartbeat(), suppress=False)
+            chargers = (await api.get("/api/chargers/CP1")).json()
+        assert boot.status == "Accepted"  # CP1 is in mappings/example.yaml
+        assert chargers["boot"]["vendor"] == "TestVendor"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, stderr.decode()
+    assert (tmp_path / "gateway.sqlite3").exists()
+
+
+def test_run_help_documents_every_setting() -> None:
+    result = _gateway_cli("run", "--help")
+    assert result.returncode == 0
+    for variable in ("GATEWAY_HTTP_HOST", "GATEWAY_HTTP_PORT", "GATEWAY_MAPPING", "GATEWAY_DATABASE",
+                     "GATEWAY_RESPONSE_TIMEOUT", "GATEWAY_GUEST_RESPONSE", "GATEWAY_GUEST_RETRY_INTERVAL",
+                     "GATEWAY_HEARTBEAT_INTERVAL", "GATEWAY_SOCKET_CLOSED_OFFLINE", "GATEWAY_TLS_CERTFILE",
+                     "GATEWAY_TLS_KEYFILE"):  # fmt: skip
+        assert variable in result.stdout.replace("\n", " ").replace("  ", " "), variable
+
+
+def test_check_example_mapping() -> None:
+    result = _gateway_cli("check", "mappings/example.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "mappings/example.yaml: OK" in result.stdout
+    assert "C1-*" in result.stdout
+
+
+def test_check_bad_mapping_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("chargers:\n  - id: CP1\n    registration: Maybe\n")
+    result = _gateway_cli("check", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:3: chargers[0].registration:" in result.stderr
+
+
+def test_run_refuses_bad_mapping_at_start(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("chargers:\n  - id: CP1\n    colour: blue\n")
+    result = _gateway_cli("run", env={"GATEWAY_MAPPING": str(bad), "GATEWAY_DATABASE": str(tmp_path / "db")})
+    assert result.returncode == 1
+    assert f"{bad}:3: chargers[0].colour: unknown key" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATEWAY_HTTP_PORT": "eighty"}, "http_port"),
+        ({"GATEWAY_TLS_CERTFILE": "/tmp/cert.pem"}, "GATEWAY_TLS_KEYFILE"),
+        ({"GATEWAY_GUEST_RESPONSE": "Maybe"}, "guest_response"),
+    ],
+)
+def test_bad_settings_refused(env: dict[str, str], message: str) -> None:
+    result = _gateway_cli("run", env=env)
+    assert result.returncode == 2
+    assert message in result.stderr
