@@ -82,6 +82,7 @@ class Connections:
     def __init__(self, central: CentralSystem) -> None:
         self.central = central
         self.sessions: dict[str, Session] = {}
+        self._serving: set[asyncio.Future[None]] = set()
 
     def get(self, charger_id: str) -> Session | None:
         return self.sessions.get(charger_id)
@@ -115,19 +116,25 @@ class Connections:
             await previous.close(CLOSE_REPLACED, "replaced by a new connection")
         self.central.connected(charger_id, protocol, peer)
         session.task = asyncio.create_task(charge_point.start(), name=f"ocpp-{charger_id}")
-        await asyncio.wait([session.task])
-        reason = _ending(session)
-        if self.sessions.get(charger_id) is session:
-            del self.sessions[charger_id]
-            self.central.disconnected(charger_id, reason)
-        LOG.info("%s: connection ended (%s)", charger_id, reason)
+        served: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._serving.add(served)
+        try:
+            await asyncio.wait([session.task])
+            reason = _ending(session)
+            if self.sessions.get(charger_id) is session:
+                del self.sessions[charger_id]
+                self.central.disconnected(charger_id, reason)
+            LOG.info("%s: connection ended (%s)", charger_id, reason)
+        finally:
+            served.set_result(None)
+            self._serving.discard(served)
 
     async def close_all(self) -> None:
+        """Close every connection and wait until each one's end is recorded."""
         sessions = list(self.sessions.values())
         await asyncio.gather(*(s.close(CLOSE_GOING_AWAY, "gateway shutting down") for s in sessions))
-        tasks = [s.task for s in sessions if s.task is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=5)
+        if self._serving:
+            await asyncio.wait(list(self._serving), timeout=5)
 
 
 def _ending(session: Session) -> str:

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         65536, ge=1024, description="Largest OCPP message accepted; a larger one gets a CALLERROR."
     )
     message_log_retention_days: int = Field(90, ge=1, description="Days the message log is kept.")
-    meter_retention_days: int = Field(400, ge=1, description="Days sampled meter values are kept.")
+    meter_retention_days: int = Field(90, ge=1, description="Days sampled meter values are kept.")
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
 
     @model_validator(mode="after")

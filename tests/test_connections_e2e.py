@@ -14,7 +14,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.mapping import Mapping
 from gateway.server import RunningGateway, running
+from gateway.settings import Settings
 from gateway.state import utcnow
+from gateway.store import Store
 from tests.conftest import ChargerFactory, connect_charger, exchange, make_settings, raw_socket
 
 
@@ -146,3 +148,20 @@ async def test_many_chargers_at_once(gateway: RunningGateway) -> None:
     statuses = await asyncio.gather(*(one(i) for i in range(50)))
     assert statuses == ["Accepted"] * 50
     assert len([c for c in gateway.central.chargers if c.startswith("C1-")]) == 50
+
+
+async def test_shutdown_records_every_open_connection_end(settings: Settings, mapping: Mapping) -> None:
+    async with running(settings, mapping) as gateway:
+        chargers = [connect_charger(gateway, f"CP{i}") for i in (1, 2)]
+        for connection in chargers:
+            await (await connection.__aenter__()).boot()
+    # the gateway stopped while both chargers were still connected
+    for connection in chargers:
+        await connection.__aexit__(None, None, None)
+    store = Store(settings.database)
+    await store.start()
+    rows = await store.fetch_all(
+        "SELECT charger_id FROM message_log WHERE message_type = 'Disconnected' ORDER BY charger_id"
+    )
+    await store.stop()
+    assert [row["charger_id"] for row in rows] == ["CP1", "CP2"]
