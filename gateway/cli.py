@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,16 @@ def _summary(path: Path, mapping: Mapping) -> str:
     )
 
 
+def _raise_open_file_limit() -> None:
+    """Each charger holds a socket: lift the soft limit on open files (often 1024) to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard)
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, Any] = {
@@ -103,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     mapping = _load(settings.mapping)
     if mapping is None:
         return 1
+    _raise_open_file_limit()
     from gateway.server import serve
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     message_log_retention_days: int = Field(90, ge=1, description="Days the message log is kept.")
     meter_retention_days: int = Field(90, ge=1, description="Days sampled meter values are kept.")
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+
+    @field_validator("tls_certfile", "tls_keyfile", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # GATEWAY_TLS_CERTFILE= (empty, as env files write it) means no TLS, not the path "."
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Self:

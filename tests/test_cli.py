@@ -14,6 +14,7 @@ import httpx
 import pytest
 from ocpp.v16 import call
 
+from gateway.settings import Settings
 from tests.conftest import connect_charger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,3 +115,8 @@ def test_bad_settings_refused(env: dict[str, str], message: str) -> None:
     result = _gateway_cli("run", env=env)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_empty_tls_settings_mean_no_tls() -> None:
+    settings = Settings(tls_certfile="", tls_keyfile="  ")
+    assert settings.tls is False
