@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +17,9 @@ from gateway.app import create_app
 from gateway.central import CentralSystem
 from gateway.mapping import Mapping
 from gateway.settings import Settings
+from gateway.yamlsource import SourceError
+
+LOG = logging.getLogger(__name__)
 
 
 def uvicorn_config(app: FastAPI, settings: Settings, *, log_config: bool = True) -> uvicorn.Config:
@@ -36,8 +41,26 @@ def uvicorn_config(app: FastAPI, settings: Settings, *, log_config: bool = True)
 
 
 async def serve(settings: Settings, mapping: Mapping | None = None) -> None:
-    """Run the gateway until interrupted."""
-    await uvicorn.Server(uvicorn_config(create_app(settings, mapping), settings)).serve()
+    """Run the gateway until SIGINT or SIGTERM; SIGHUP re-reads the mapping file (`systemctl reload`)."""
+    app = create_app(settings, mapping)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_mapping(app)))
+    try:
+        await uvicorn.Server(uvicorn_config(app, settings)).serve()
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def _reload_mapping(app: FastAPI) -> None:
+    central: CentralSystem | None = getattr(app.state, "central", None)
+    if central is None:
+        return
+    try:
+        mapping = await central.reload_mapping()
+    except SourceError as exc:
+        LOG.error("mapping reload refused, the running mapping stays:\n%s", exc)
+        return
+    LOG.info("mapping reloaded: %d charger entries", len(mapping.chargers))
 
 
 class _EmbeddedServer(uvicorn.Server):

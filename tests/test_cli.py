@@ -38,6 +38,17 @@ def _gateway_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
     )
 
 
+async def _until_healthy(port: int) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
+        for _ in range(300):
+            try:
+                if (await api.get("/api/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+    raise AssertionError(f"the gateway on port {port} did not come up")
+
+
 async def test_run_with_example_mapping_answers_a_charger(tmp_path: Path) -> None:
     port = _free_port()
     env = {
@@ -50,13 +61,8 @@ async def test_run_with_example_mapping_answers_a_charger(tmp_path: Path) -> Non
         sys.executable, "-m", "gateway", "run", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
     )
     try:
+        await _until_healthy(port)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
-            for _ in range(300):
-                try:
-                    if (await api.get("/api/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
             async with connect_charger(f"ws://127.0.0.1:{port}", "CP1") as cp:
                 boot = await cp.boot()
                 await cp.call(call.Heartbeat(), suppress=False)
@@ -120,3 +126,35 @@ def test_bad_settings_refused(env: dict[str, str], message: str) -> None:
 def test_empty_tls_settings_mean_no_tls() -> None:
     settings = Settings(tls_certfile="", tls_keyfile="  ")
     assert settings.tls is False
+
+
+async def test_sighup_reloads_the_mapping(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("chargers:\n  - id: CP1\n    registration: Accepted\n")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_HTTP_HOST": "127.0.0.1",
+        "GATEWAY_HTTP_PORT": str(port),
+        "GATEWAY_DATABASE": str(tmp_path / "gateway.sqlite3"),
+        "GATEWAY_MAPPING": str(mapping),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await _until_healthy(port)
+        async with connect_charger(f"ws://127.0.0.1:{port}", "CP1") as cp:
+            assert (await cp.boot()).status == "Accepted"
+            mapping.write_text("chargers:\n  - id: CP1\n    registration: Rejected\n")
+            process.send_signal(signal.SIGHUP)
+            for _ in range(100):
+                if (await cp.boot()).status == "Rejected":
+                    break
+                await asyncio.sleep(0.05)
+            assert (await cp.boot()).status == "Rejected"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, stderr.decode()
+    assert "mapping reloaded" in stderr.decode()
