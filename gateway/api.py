@@ -149,14 +149,15 @@ def _connector(connector: ConnectorState) -> ConnectorOut:
         )
         for s in connector.meter.values()
     ]
+    report = connector.report
     return ConnectorOut(
         connector_id=connector.connector_id,
-        status=connector.status,
-        error_code=connector.error_code,
-        info=connector.info,
-        vendor_id=connector.vendor_id,
-        vendor_error_code=connector.vendor_error_code,
-        status_time=connector.status_time,
+        status=report.status if report else None,
+        error_code=report.error_code if report else None,
+        info=report.info if report else None,
+        vendor_id=report.vendor_id if report else None,
+        vendor_error_code=report.vendor_error_code if report else None,
+        status_time=report.timestamp if report else None,
         updated_at=connector.updated_at,
         transaction_id=connector.transaction_id,
         meter=meter,
@@ -258,104 +259,84 @@ async def remove_known(central: Central, charger_id: str) -> None:
         raise HTTPException(404, f"{charger_id!r} was not added through the API")
 
 
-TimeFrom = Annotated[datetime | None, Query(alias="from", description="Inclusive start (ISO 8601).")]
-TimeTo = Annotated[datetime | None, Query(alias="to", description="Exclusive end (ISO 8601).")]
-ChargerFilter = Annotated[str | None, Query(description="Only this charger.")]
-Limit = Annotated[int, Query(ge=1, le=100_000)]
+class HistoryFilter:
+    """The filters every history endpoint takes: one charger, and a time window."""
+
+    def __init__(
+        self,
+        charger_id: Annotated[str | None, Query(description="Only this charger.")] = None,
+        start: Annotated[
+            datetime | None, Query(alias="from", description="Inclusive start (ISO 8601).")
+        ] = None,
+        end: Annotated[datetime | None, Query(alias="to", description="Exclusive end (ISO 8601).")] = None,
+    ) -> None:
+        self.charger_id, self.start, self.end = charger_id, start, end
+
+    def where(self, time_column: str) -> tuple[str, list[Any]]:
+        """An SQL WHERE clause (or nothing) and its parameters."""
+        clauses: list[str] = []
+        parameters: list[Any] = []
+        if self.charger_id is not None:
+            clauses.append("charger_id = ?")
+            parameters.append(self.charger_id)
+        if self.start is not None:
+            clauses.append(f"{time_column} >= ?")
+            parameters.append(iso(self.start))
+        if self.end is not None:
+            clauses.append(f"{time_column} < ?")
+            parameters.append(iso(self.end))
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), parameters
 
 
-def _where(
-    column: str, charger_id: str | None, start: datetime | None, end: datetime | None
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    parameters: list[Any] = []
-    if charger_id is not None:
-        clauses.append("charger_id = ?")
-        parameters.append(charger_id)
-    if start is not None:
-        clauses.append(f"{column} >= ?")
-        parameters.append(iso(start))
-    if end is not None:
-        clauses.append(f"{column} < ?")
-        parameters.append(iso(end))
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), parameters
-
+History = Annotated[HistoryFilter, Depends()]
+PageLimit = Annotated[int, Query(ge=1, le=100_000, description="At most this many rows.")]
 
 _TRANSACTION_SELECT = (
     "SELECT COALESCE(orphan_transaction_id, id) AS transaction_id, orphan_transaction_id IS NULL AS known_start, "
     "charger_id, connector_id, id_tag, id_tag_status, meter_start_wh, meter_stop_wh, energy_wh, start_time, "
     "stop_time, minutes_charged, stop_reason FROM transactions"
 )
+_MESSAGE_SELECT = "SELECT timestamp, charger_id, message_type, summary FROM message_log"
 
 
-async def _transactions(
-    central: CentralSystem, charger_id: str | None, start: datetime | None, end: datetime | None, limit: int
-) -> list[TransactionOut]:
+async def _transactions(central: CentralSystem, history: HistoryFilter, limit: int) -> list[TransactionOut]:
     # A transaction belongs to the time it started; a stop without a known start, to the time it stopped.
-    where, parameters = _where("COALESCE(start_time, stop_time)", charger_id, start, end)
-    rows = await central.store.fetch_all(
-        f"{_TRANSACTION_SELECT}{where} ORDER BY id DESC LIMIT ?", (*parameters, limit)
-    )
-    return [TransactionOut.model_validate(row) for row in rows]
+    where, parameters = history.where("COALESCE(start_time, stop_time)")
+    sql = f"{_TRANSACTION_SELECT}{where} ORDER BY id DESC LIMIT ?"
+    return [
+        TransactionOut.model_validate(row) for row in await central.store.fetch_all(sql, (*parameters, limit))
+    ]
+
+
+async def _messages(central: CentralSystem, history: HistoryFilter, limit: int) -> list[MessageOut]:
+    await central.store.flush()  # the log is written behind; show what has happened so far
+    where, parameters = history.where("timestamp")
+    sql = f"{_MESSAGE_SELECT}{where} ORDER BY id DESC LIMIT ?"
+    return [
+        MessageOut.model_validate(row) for row in await central.store.fetch_all(sql, (*parameters, limit))
+    ]
 
 
 @router.get("/transactions", summary="Transaction history (seed 003 §5.3), newest first")
 async def list_transactions(
-    central: Central,
-    charger_id: ChargerFilter = None,
-    start: TimeFrom = None,
-    end: TimeTo = None,
-    limit: Limit = 1000,
+    central: Central, history: History, limit: PageLimit = 1000
 ) -> list[TransactionOut]:
-    return await _transactions(central, charger_id, start, end, limit)
+    return await _transactions(central, history, limit)
 
 
 @router.get("/transactions.csv", summary="Transaction history as CSV", response_class=Response)
-async def export_transactions(
-    central: Central,
-    charger_id: ChargerFilter = None,
-    start: TimeFrom = None,
-    end: TimeTo = None,
-    limit: Limit = 100_000,
-) -> Response:
-    rows = await _transactions(central, charger_id, start, end, limit)
-    return _csv(rows, list(TransactionOut.model_fields), "transactions.csv")
-
-
-async def _messages(
-    central: CentralSystem, charger_id: str | None, start: datetime | None, end: datetime | None, limit: int
-) -> list[MessageOut]:
-    where, parameters = _where("timestamp", charger_id, start, end)
-    rows = await central.store.fetch_all(
-        f"SELECT timestamp, charger_id, message_type, summary FROM message_log{where} ORDER BY id DESC LIMIT ?",
-        (*parameters, limit),
-    )
-    return [MessageOut.model_validate(row) for row in rows]
+async def export_transactions(central: Central, history: History, limit: PageLimit = 100_000) -> Response:
+    return _csv(await _transactions(central, history, limit), TransactionOut, "transactions.csv")
 
 
 @router.get("/messages", summary="General message log (seed 003 §5.2), newest first")
-async def list_messages(
-    central: Central,
-    charger_id: ChargerFilter = None,
-    start: TimeFrom = None,
-    end: TimeTo = None,
-    limit: Limit = 1000,
-) -> list[MessageOut]:
-    await central.store.flush()
-    return await _messages(central, charger_id, start, end, limit)
+async def list_messages(central: Central, history: History, limit: PageLimit = 1000) -> list[MessageOut]:
+    return await _messages(central, history, limit)
 
 
 @router.get("/messages.csv", summary="General message log as CSV", response_class=Response)
-async def export_messages(
-    central: Central,
-    charger_id: ChargerFilter = None,
-    start: TimeFrom = None,
-    end: TimeTo = None,
-    limit: Limit = 100_000,
-) -> Response:
-    await central.store.flush()
-    rows = await _messages(central, charger_id, start, end, limit)
-    return _csv(rows, list(MessageOut.model_fields), "messages.csv")
+async def export_messages(central: Central, history: History, limit: PageLimit = 100_000) -> Response:
+    return _csv(await _messages(central, history, limit), MessageOut, "messages.csv")
 
 
 @router.get("/mapping", summary="The mapping in use")
@@ -385,7 +366,8 @@ async def reload_mapping(central: Central) -> MappingSummary:
     return mapping_summary(central)
 
 
-def _csv(rows: Sequence[BaseModel], columns: list[str], filename: str) -> Response:
+def _csv(rows: Sequence[BaseModel], model: type[BaseModel], filename: str) -> Response:
+    columns = list(model.model_fields)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -22,6 +22,7 @@ from gateway.state import (
     ConnectorState,
     OpenTransaction,
     SampledValue,
+    StatusReport,
     iso,
     parse_time,
     utcnow,
@@ -31,6 +32,7 @@ from gateway.store import Store
 LOG = logging.getLogger(__name__)
 
 _BOOT_FIELDS = tuple(BootInfo.__dataclass_fields__)
+_REPORT_FIELDS = tuple(StatusReport.__dataclass_fields__)
 
 
 class DataTransferStatus(StrEnum):
@@ -102,9 +104,9 @@ class CentralSystem:
             if owner is None:
                 continue
             connector = owner.connector(row["connector_id"])
-            for name in ("status", "error_code", "info", "vendor_id", "vendor_error_code"):
-                setattr(connector, name, row[name])
-            connector.status_time = parse_time(row["status_time"])
+            if row["status"] is not None:
+                fields = {name: row[name] for name in _REPORT_FIELDS if name != "timestamp"}
+                connector.report = StatusReport(**fields, timestamp=parse_time(row["status_time"]))
             connector.updated_at = parse_time(row["updated_at"])
         for row in rows["open_transactions"]:
             transaction = OpenTransaction(
@@ -264,40 +266,22 @@ class CentralSystem:
     def heartbeat_interval_for(self, admission: Admission) -> int:
         return self.settings.heartbeat_interval if admission.accepted else admission.retry_interval
 
-    def status_notification(
-        self,
-        charger_id: str,
-        connector_id: int,
-        status: str,
-        error_code: str,
-        info: str | None,
-        vendor_id: str | None,
-        vendor_error_code: str | None,
-        timestamp: datetime | None,
-    ) -> ConnectorState:
+    def status_notification(self, charger_id: str, connector_id: int, report: StatusReport) -> ConnectorState:
         now = utcnow()
         connector = self._charger(charger_id).connector(connector_id)
-        connector.status = status
-        connector.error_code = error_code
-        connector.info = info
-        connector.vendor_id = vendor_id
-        connector.vendor_error_code = vendor_error_code
-        connector.status_time = timestamp or now
+        connector.report = report if report.timestamp else replace(report, timestamp=now)
         connector.updated_at = now
-        row = (
-            charger_id,
-            connector_id,
-            status,
-            error_code,
-            info,
-            vendor_id,
-            vendor_error_code,
-            iso(connector.status_time),
-            iso(now),
-        )
+        row = {
+            **asdict(connector.report),
+            "timestamp": iso(connector.report.timestamp),
+            "charger_id": charger_id,
+            "connector_id": connector_id,
+            "updated_at": iso(now),
+        }
         self.store.execute_nowait(
             "INSERT OR REPLACE INTO connectors (charger_id, connector_id, status, error_code, info, vendor_id, "
-            "vendor_error_code, status_time, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "vendor_error_code, status_time, updated_at) VALUES (:charger_id, :connector_id, :status, :error_code, "
+            ":info, :vendor_id, :vendor_error_code, :timestamp, :updated_at)",
             row,
         )
         return connector

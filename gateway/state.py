@@ -63,17 +63,24 @@ class SampledValue:
         return (self.measurand, self.phase, self.location)
 
 
+@dataclass(frozen=True)
+class StatusReport:
+    """A connector's status as its charger reports it; `timestamp` is when the charger says it began."""
+
+    status: str
+    error_code: str
+    info: str | None = None
+    vendor_id: str | None = None
+    vendor_error_code: str | None = None
+    timestamp: datetime | None = None
+
+
 @dataclass
 class ConnectorState:
     """One connector; connector 0 is the charge point as a whole."""
 
     connector_id: int
-    status: str | None = None
-    error_code: str | None = None
-    info: str | None = None
-    vendor_id: str | None = None
-    vendor_error_code: str | None = None
-    status_time: datetime | None = None
+    report: StatusReport | None = None
     updated_at: datetime | None = None
     transaction_id: int | None = None
     meter: dict[tuple[str, str | None, str | None], SampledValue] = field(default_factory=dict)

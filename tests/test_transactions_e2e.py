@@ -97,12 +97,19 @@ async def test_full_transaction_history_row(gateway: RunningGateway, charger: Ch
 
 async def test_restart_mid_transaction_loses_nothing(settings: Settings, mapping: Mapping) -> None:
     async with running(settings, mapping) as gateway, connect_charger(gateway, "CP1") as cp:
-        await cp.boot()
+        await cp.boot(vendor="Bender GmbH Co. KG", model="CC612")
+        await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
         transaction_id = await _start(cp, meter_start=5000, timestamp="2026-02-20T16:17:45Z")
         await cp.call(_meter(transaction_id, "2026-02-20T16:20:00Z", 6000))
     # the gateway is gone; the charger reconnects to the new one without booting again
     async with running(settings, mapping) as gateway:
         assert transaction_id in gateway.central.open_transactions
+        restored = gateway.central.chargers["CP1"]
+        assert restored.boot is not None and restored.boot.model == "CC612"
+        assert restored.connectors[1].report is not None
+        assert restored.connectors[1].report.status == "Charging"
+        assert restored.connectors[1].transaction_id == transaction_id
+        assert not restored.online  # known from before, not connected yet
         async with connect_charger(gateway, "CP1") as cp:
             await cp.call(
                 call.StopTransaction(

@@ -22,7 +22,7 @@ from ocpp.v16.enums import Action
 from gateway.authorization import IdTagInfo
 from gateway.central import CentralSystem
 from gateway.ocppj import CALL, FrameError, FrameFault, parse_frame
-from gateway.state import BootInfo, SampledValue, iso, parse_time, utcnow
+from gateway.state import BootInfo, SampledValue, StatusReport, iso, parse_time, utcnow
 
 LOG = logging.getLogger(__name__)
 # The library logs every frame at INFO; under "ocpp" so that one logger level quiets it.
@@ -159,29 +159,15 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         return call_result.Heartbeat(current_time=now)
 
     @on(Action.status_notification)
-    def on_status_notification(
-        self,
-        connector_id: int,
-        error_code: str,
-        status: str,
-        info: str | None = None,
-        timestamp: str | None = None,
-        vendor_id: str | None = None,
-        vendor_error_code: str | None = None,
-    ) -> Any:
-        self.central.status_notification(
-            self.id,
-            connector_id,
-            status,
-            error_code,
-            info,
-            vendor_id,
-            vendor_error_code,
-            _timestamp(timestamp, "timestamp") if timestamp else None,
-        )
-        extra = f" ({info})" if info else ""
+    def on_status_notification(self, connector_id: int, timestamp: str | None = None, **report: Any) -> Any:
+        moment = _timestamp(timestamp, "timestamp") if timestamp else None
+        state = StatusReport(**report, timestamp=moment)
+        self.central.status_notification(self.id, connector_id, state)
+        extra = f" ({state.info})" if state.info else ""
         self.central.log(
-            self.id, "StatusNotification", f"connector {connector_id}: {status}, {error_code}{extra}"
+            self.id,
+            "StatusNotification",
+            f"connector {connector_id}: {state.status}, {state.error_code}{extra}",
         )
         return call_result.StatusNotification()
 
