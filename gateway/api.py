@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -53,14 +54,14 @@ class MeterReadingOut(BaseModel):
 
 class ConnectorOut(BaseModel):
     connector_id: int = Field(description="0 is the charge point as a whole.")
-    status: str | None
-    error_code: str | None
-    info: str | None
-    vendor_id: str | None
-    vendor_error_code: str | None
-    status_time: datetime | None = Field(description="When the charger says the status began.")
-    updated_at: datetime | None = Field(description="When the gateway received it.")
-    transaction_id: int | None
+    status: str | None = None
+    error_code: str | None = None
+    info: str | None = None
+    vendor_id: str | None = None
+    vendor_error_code: str | None = None
+    status_time: datetime | None = Field(None, description="When the charger says the status began.")
+    updated_at: datetime | None = Field(None, description="When the gateway received it.")
+    transaction_id: int | None = None
     meter: list[MeterReadingOut] = Field(description="The latest value of each measurand/phase/location.")
 
 
@@ -76,17 +77,19 @@ class ChargerOut(BaseModel):
     name: str | None
     admission: AdmissionOut
     discovered: bool = Field(description="The charger has connected to the gateway at least once.")
-    online: bool
-    connected: bool
-    protocol: str | None
-    first_seen: datetime | None
-    last_seen: datetime | None
-    last_boot: datetime | None
-    last_registration_status: RegistrationStatus | None = Field(description="The answer to its last boot.")
-    boot: BootInfoOut | None
-    diagnostics_status: str | None
-    firmware_status: str | None
-    connectors: list[ConnectorOut]
+    online: bool = False
+    connected: bool = False
+    protocol: str | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    last_boot: datetime | None = None
+    last_registration_status: RegistrationStatus | None = Field(
+        None, description="The answer to its last boot."
+    )
+    boot: BootInfoOut | None = None
+    diagnostics_status: str | None = None
+    firmware_status: str | None = None
+    connectors: list[ConnectorOut] = Field(default_factory=list)
 
 
 class TransactionOut(BaseModel):
@@ -137,36 +140,42 @@ class Health(BaseModel):
 
 
 def _connector(connector: ConnectorState) -> ConnectorOut:
-    meter = [
-        MeterReadingOut(
-            measurand=s.measurand,
-            phase=s.phase,
-            location=s.location,
-            unit=s.unit,
-            value=s.value,
-            context=s.context,
-            timestamp=s.timestamp,
-        )
-        for s in connector.meter.values()
-    ]
-    report = connector.report
+    reported = asdict(connector.report) if connector.report else {}
     return ConnectorOut(
         connector_id=connector.connector_id,
-        status=report.status if report else None,
-        error_code=report.error_code if report else None,
-        info=report.info if report else None,
-        vendor_id=report.vendor_id if report else None,
-        vendor_error_code=report.vendor_error_code if report else None,
-        status_time=report.timestamp if report else None,
+        status_time=reported.pop("timestamp", None),
+        **reported,
         updated_at=connector.updated_at,
         transaction_id=connector.transaction_id,
-        meter=meter,
+        meter=[
+            MeterReadingOut.model_validate(sample, from_attributes=True)
+            for sample in connector.meter.values()
+        ],
     )
 
 
+# What a charger shows of itself once it has connected, named alike in ChargerState and ChargerOut.
+_SEEN_FIELDS = [
+    "online",
+    "connected",
+    "protocol",
+    "first_seen",
+    "last_seen",
+    "last_boot",
+    "diagnostics_status",
+    "firmware_status",
+]
+
+
 def _charger(central: CentralSystem, charger_id: str, state: ChargerState | None) -> ChargerOut:
+    """A charger as the API shows it: what the mapping says of it, and what it has shown of itself."""
     admission = central.admission.decide(charger_id)
-    boot = state.boot if state else None
+    seen: dict[str, Any] = {}
+    if state is not None:
+        seen = {name: getattr(state, name) for name in _SEEN_FIELDS}
+        seen["last_registration_status"] = state.registration_status
+        seen["boot"] = BootInfoOut.model_validate(state.boot, from_attributes=True) if state.boot else None
+        seen["connectors"] = [_connector(c) for _, c in sorted(state.connectors.items())]
     return ChargerOut(
         id=charger_id,
         name=admission.name,
@@ -177,17 +186,7 @@ def _charger(central: CentralSystem, charger_id: str, state: ChargerState | None
             known=admission.known,
         ),
         discovered=state is not None,
-        online=state.online if state else False,
-        connected=state.connected if state else False,
-        protocol=state.protocol if state else None,
-        first_seen=state.first_seen if state else None,
-        last_seen=state.last_seen if state else None,
-        last_boot=state.last_boot if state else None,
-        last_registration_status=state.registration_status if state else None,
-        boot=BootInfoOut(**vars(boot)) if boot else None,
-        diagnostics_status=state.diagnostics_status if state else None,
-        firmware_status=state.firmware_status if state else None,
-        connectors=[_connector(c) for _, c in sorted(state.connectors.items())] if state else [],
+        **seen,
     )
 
 
