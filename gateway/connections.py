@@ -15,6 +15,7 @@ from gateway.central import CentralSystem
 from gateway.identity import identity_problem
 from gateway.ocpp16.charge_point import SUBPROTOCOL as OCPP16
 from gateway.ocpp16.charge_point import ChargePoint16
+from gateway.ocppj import ConnectionLost
 
 LOG = logging.getLogger(__name__)
 
@@ -26,14 +27,6 @@ CLOSE_REPLACED = 4000  # private-use code: a newer connection with the same char
 CLOSE_GOING_AWAY = 1001
 
 
-class Disconnected(Exception):
-    """The charger closed the WebSocket."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(f"closed with code {code}")
-        self.code = code
-
-
 class WebSocketConnection:
     """Adapts a Starlette WebSocket to the `recv()`/`send()` the ocpp library's ChargePoint expects."""
 
@@ -43,7 +36,7 @@ class WebSocketConnection:
     async def recv(self) -> str | bytes:
         message = await self.websocket.receive()
         if message["type"] == "websocket.disconnect":
-            raise Disconnected(int(message.get("code") or 1005))
+            raise ConnectionLost(int(message.get("code") or 1005))
         text = message.get("text")
         return text if text is not None else bytes(message.get("bytes") or b"")
 
@@ -51,7 +44,7 @@ class WebSocketConnection:
         try:
             await self.websocket.send_text(text)
         except WebSocketDisconnect as exc:
-            raise Disconnected(exc.code) from None
+            raise ConnectionLost(exc.code) from None
 
 
 @dataclass(eq=False)
@@ -143,7 +136,7 @@ def _ending(session: Session) -> str:
     if task.cancelled():
         return session.close_reason or "closed by the gateway"
     error = task.exception()
-    if isinstance(error, Disconnected):
+    if isinstance(error, ConnectionLost):
         return f"closed by the charger (code {error.code})"
     if error is not None:
         LOG.error("%s: connection failed", session.charger_id, exc_info=error)

@@ -19,6 +19,14 @@ MAX_UNIQUE_ID_LENGTH = 36
 _CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"((?:[^"\\]|\\.){1,36})"')
 
 
+class ConnectionLost(Exception):
+    """The WebSocket under an OCPP-J session closed."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"closed with code {code}")
+        self.code = code
+
+
 class FrameFault(Enum):
     """What is wrong with a frame; each OCPP version names the matching CALLERROR code."""
 

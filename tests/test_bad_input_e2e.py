@@ -149,3 +149,18 @@ async def test_many_bad_frames_in_a_row_do_not_break_the_session(gateway: Runnin
         answers = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(50)]
         assert [a[1] for a in answers] == [f"bad-{i}" for i in range(50)]
         await _still_up(ws)
+
+
+async def test_a_failure_of_ours_is_an_internal_error_and_the_session_goes_on(
+    gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(id_tag: str) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(gateway.central, "authorize", broken)
+    async with raw_socket(gateway, "CP1") as ws:
+        await exchange(ws, BOOT)
+        answer = await exchange(ws, [2, "auth-1", "Authorize", {"idTag": "T"}])
+        assert answer[:3] == [4, "auth-1", "InternalError"]
+        assert "Authorize" in answer[3]
+        await _still_up(ws)

@@ -21,7 +21,7 @@ from ocpp.v16.enums import Action
 
 from gateway.authorization import IdTagInfo
 from gateway.central import CentralSystem
-from gateway.ocppj import CALL, FrameError, FrameFault, parse_frame
+from gateway.ocppj import CALL, ConnectionLost, FrameError, FrameFault, parse_frame
 from gateway.state import BootInfo, SampledValue, StatusReport, iso, parse_time, utcnow
 
 LOG = logging.getLogger(__name__)
@@ -86,27 +86,32 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         try:
             self._admit(call.action)
             await self._handle_call(call)
-        except OCPPError as error:
-            code = _CODES_16.get(error.code, error.code)
-            cause = error.details.get("cause") if isinstance(error.details, dict) else None
-            description = str(cause or error.description or code)
-            await self._send_call_error(call.unique_id, code, description)
-            self.central.log(self.id, "CALLERROR", f"{call.action}: {code}: {description}")
+        except ConnectionLost:
+            raise
+        except Exception as exc:
+            await self._answer_error(call, exc)
+
+    async def _answer_error(self, call: Call, exc: Exception) -> None:
+        """Answer a CALL that failed with the 1.6 CALLERROR for it; a bug of ours is an InternalError."""
+        if isinstance(exc, OCPPError):
+            error = exc
+        else:
+            LOG.error("%s: %s failed", self.id, call.action, exc_info=exc)
+            error = InternalError(description=f"the central system failed to handle {call.action}")
+        code = _CODES_16.get(error.code, error.code)
+        cause = error.details.get("cause") if isinstance(error.details, dict) else None
+        description = str(cause or error.description or code)
+        await self._send_call_error(call.unique_id, code, description)
+        self.central.log(self.id, "CALLERROR", f"{call.action}: {code}: {description}")
 
     async def _handle_call(self, msg: Call) -> None:
         """Validate, dispatch and answer one CALL. Unlike the library's version, errors propagate to
         `route_message`, which answers and logs them in one place."""
         await validate_payload(msg, self._ocpp_version)
         handler = self.route_map[msg.action]["_on_action"]
-        try:
-            response = handler(**camel_to_snake_case(msg.payload))
-            if inspect.isawaitable(response):
-                response = await response
-        except OCPPError:
-            raise
-        except Exception as exc:
-            LOG.exception("%s: %s handler failed", self.id, msg.action)
-            raise InternalError(description=f"the central system failed to handle {msg.action}") from exc
+        response = handler(**camel_to_snake_case(msg.payload))
+        if inspect.isawaitable(response):
+            response = await response
         result = msg.create_call_result(snake_to_camel_case(remove_nones(serialize_as_dict(response))))
         await validate_payload(result, self._ocpp_version)
         await self._send(result.to_json())
