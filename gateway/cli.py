@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import resource
 import sys
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     _settings_options(run)
     check = commands.add_parser("check", help="validate a mapping file and print a summary")
     check.add_argument("file", nargs="?", type=Path, help="mapping file (default: GATEWAY_MAPPING)")
+    commands.add_parser(
+        "schema",
+        help="print the mapping file's JSON schema",
+        description="Print the JSON schema of the mapping file (kept as mappings/mapping.schema.json, for editors).",
+    )
     return parser
 
 
@@ -98,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"settings refused:\n{exc}", file=sys.stderr)
         return 2
+    if args.command == "schema":
+        print(json.dumps(Mapping.model_json_schema(), indent=2))
+        return 0
     if args.command == "check":
         path = args.file or settings.mapping
         mapping = _load(path)

@@ -107,7 +107,7 @@ def _tag_shorthand(value: Any) -> Any:
     return value if isinstance(value, dict) else {"id_tag": value}
 
 
-IdTagItem = Annotated[IdTagEntry, BeforeValidator(_tag_shorthand)]
+IdTagItem = Annotated[IdTagEntry, BeforeValidator(_tag_shorthand, json_schema_input_type=str | IdTagEntry)]
 
 
 class Authorization(StrictModel):

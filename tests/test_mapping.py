@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from textwrap import dedent
@@ -458,3 +459,8 @@ def test_quoted_numeric_id_is_accepted(tmp_path: Path) -> None:
     assert charger.id == "49839108034579556"
     assert charger.retry_interval == 30
     assert charger.matches("49839108034579556")
+
+
+def test_shipped_json_schema_is_current() -> None:
+    shipped = json.loads((EXAMPLE.parent / "mapping.schema.json").read_text())
+    assert shipped == Mapping.model_json_schema(), "run: ocpp-gateway schema > mappings/mapping.schema.json"
