@@ -195,6 +195,17 @@ class CentralSystem:
 
     # -- connection and liveness -----------------------------------------------------------------------------
 
+    def refused(self, charger_id: str, reason: str) -> None:
+        """A charger tried to connect and was refused (no OCPP version in common): it is still discovered, so
+        an installer finds it in the list and the reason in its message log."""
+        now = utcnow()
+        charger = self.chargers.get(charger_id)
+        if charger is None:
+            charger = self.chargers[charger_id] = ChargerState(charger_id, first_seen=now, last_seen=now)
+        charger.last_seen = now
+        self._save_charger(charger)
+        self.log(charger_id, "Refused", reason)
+
     def connected(self, charger_id: str, protocol: str, peer: str) -> ChargerState:
         """A charger opened a WebSocket: it is discovered (if new) and online."""
         now = utcnow()

@@ -96,7 +96,7 @@ class Connections:
             reason = f"no supported OCPP subprotocol offered (offered: {', '.join(offered) or 'none'}; "
             reason += f"supported: {', '.join(PROTOCOLS)})"
             LOG.warning("refused %s from %s: %s", charger_id, peer, reason)
-            self.central.log(charger_id, "Refused", reason)
+            self.central.refused(charger_id, f"from {peer}: {reason}")
             await _deny(websocket, 400, reason)
             return
         await websocket.accept(subprotocol=protocol)

@@ -51,7 +51,12 @@ async def test_connection_without_supported_subprotocol_refused(
             pass
     assert refused.value.response.status_code == 400
     assert b"no supported OCPP subprotocol" in refused.value.response.body
-    assert "CP1" not in gateway.central.chargers
+    # it tried to connect, so it is discovered: offline, with the reason in its message log
+    charger = gateway.central.chargers["CP1"]
+    assert not charger.online and charger.protocol is None
+    async with httpx.AsyncClient(base_url=gateway.http_url) as api:
+        log = (await api.get("/api/messages", params={"charger_id": "CP1"})).json()
+    assert log[0]["message_type"] == "Refused" and "no supported OCPP subprotocol" in log[0]["summary"]
 
 
 @pytest.mark.parametrize("charger_id", ["bad%20id", "a" * 49, "caf%C3%A9", "semi;colon"])
