@@ -198,20 +198,15 @@ class CentralSystem:
     def refused(self, charger_id: str, reason: str) -> None:
         """A charger tried to connect and was refused (no OCPP version in common): it is still discovered, so
         an installer finds it in the list and the reason in its message log."""
-        now = utcnow()
-        charger = self.chargers.get(charger_id)
-        if charger is None:
-            charger = self.chargers[charger_id] = ChargerState(charger_id, first_seen=now, last_seen=now)
-        charger.last_seen = now
+        charger = self._charger(charger_id)
+        charger.last_seen = utcnow()
         self._save_charger(charger)
         self.log(charger_id, "Refused", reason)
 
     def connected(self, charger_id: str, protocol: str, peer: str) -> ChargerState:
         """A charger opened a WebSocket: it is discovered (if new) and online."""
         now = utcnow()
-        charger = self.chargers.get(charger_id)
-        if charger is None:
-            charger = self.chargers[charger_id] = ChargerState(charger_id, first_seen=now, last_seen=now)
+        charger = self._charger(charger_id)
         charger.protocol = protocol
         charger.connected = True
         charger.online = True
@@ -402,10 +397,9 @@ class CentralSystem:
         return await self.store.write(prune)
 
     def _charger(self, charger_id: str) -> ChargerState:
+        """The charger with this id; the first sight of an id discovers it."""
         charger = self.chargers.get(charger_id)
-        if (
-            charger is None
-        ):  # messages only come over a connection, which creates the charger; stay safe anyway
+        if charger is None:
             now = utcnow()
             charger = self.chargers[charger_id] = ChargerState(charger_id, first_seen=now, last_seen=now)
         return charger

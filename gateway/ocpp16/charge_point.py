@@ -30,7 +30,8 @@ FRAME_LOG = logging.getLogger("ocpp.frames")
 
 SUBPROTOCOL = "ocpp1.6"
 
-# Actions a 1.6 charge point sends to the central system; any other 1.6 action is one we send, not receive.
+# Actions a 1.6 charge point sends to a central system (Core). Other 1.6 actions are ones we send, or the security
+# extension's, which this gateway does not take yet: both are NotSupported.
 RECEIVED_ACTIONS = frozenset(
     {
         Action.authorize,
@@ -119,7 +120,7 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
     def _admit(self, action: str) -> None:
         if action not in RECEIVED_ACTIONS:
             if action in _KNOWN_ACTIONS:
-                raise _error("NotSupported", f"{action} is sent by a central system, not to one")
+                raise _error("NotSupported", f"this central system does not take {action} requests")
             raise _error("NotImplemented", f"unknown action {action!r}")
         if action == Action.boot_notification or action in self.triggered:
             self.triggered.discard(action)
