@@ -355,10 +355,11 @@ class CentralSystem:
             "created_at": iso(utcnow()),
         }
         result: StopResult = await self.store.write(lambda c: _insert_stop(c, stop, samples))
-        open_transaction = self.open_transactions.pop(transaction_id, None)
-        if open_transaction is not None:
-            charger = self.chargers.get(open_transaction.charger_id)
-            connector = charger.connectors.get(open_transaction.connector_id) if charger else None
+        # Only this charger's own transaction closes: another charger's stop with the same id is an orphan.
+        open_transaction = self.open_transactions.get(transaction_id)
+        if result.known and open_transaction is not None and open_transaction.charger_id == charger_id:
+            del self.open_transactions[transaction_id]
+            connector = self._charger(charger_id).connectors.get(open_transaction.connector_id)
             if connector is not None and connector.transaction_id == transaction_id:
                 connector.transaction_id = None
         return result

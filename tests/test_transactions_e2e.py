@@ -190,3 +190,21 @@ async def test_history_filters_and_csv(gateway: RunningGateway, charger: Charger
     assert rows[0]["energy_wh"] == "500"
     assert rows[0]["minutes_charged"] == "45"
     assert rows[0]["stop_time"] == "2026-01-12T08:45:30.000Z"
+
+
+async def test_stop_from_another_charger_does_not_close_the_transaction(
+    gateway: RunningGateway, charger: ChargerFactory
+) -> None:
+    async with charger("CP1") as first, charger("CP2") as second:
+        await first.boot()
+        await second.boot()
+        transaction_id = await _start(first, meter_start=0)
+        await second.call(
+            call.StopTransaction(
+                meter_stop=10, timestamp="2026-02-19T10:00:00Z", transaction_id=transaction_id
+            )
+        )
+    assert transaction_id in gateway.central.open_transactions
+    rows = {(r["charger_id"], r["known_start"]): r for r in await _history(gateway)}
+    assert rows[("CP1", True)]["stop_time"] is None
+    assert rows[("CP2", False)]["meter_stop_wh"] == 10
