@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if settings.log_level.lower() != "debug":
+    if settings.log_level != "debug":
         for noisy in ("ocpp", "apscheduler"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     mapping = _load(settings.mapping)

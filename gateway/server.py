@@ -29,7 +29,7 @@ def uvicorn_config(app: FastAPI, settings: Settings, *, log_config: bool = True)
         port=settings.http_port,
         ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
         ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
-        log_level=settings.log_level.lower(),
+        log_level=settings.log_level,
         # Frames up to 4x our message limit reach the app, which answers them with a CALLERROR; past that the
         # WebSocket layer closes the connection (1009) rather than buffer without bound.
         ws_max_size=max(4 * settings.max_message_bytes, 1 << 20),

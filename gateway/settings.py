@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     )
     message_log_retention_days: int = Field(90, ge=1, description="Days the message log is kept.")
     meter_retention_days: int = Field(90, ge=1, description="Days sampled meter values are kept.")
-    log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level: debug (every OCPP frame too), info, warning or error."
+    )
 
     @field_validator("tls_certfile", "tls_keyfile", mode="before")
     @classmethod

@@ -115,6 +115,7 @@ def test_run_refuses_bad_mapping_at_start(tmp_path: Path) -> None:
         ({"GATEWAY_HTTP_PORT": "eighty"}, "http_port"),
         ({"GATEWAY_TLS_CERTFILE": "/tmp/cert.pem"}, "GATEWAY_TLS_KEYFILE"),
         ({"GATEWAY_GUEST_RESPONSE": "Maybe"}, "guest_response"),
+        ({"GATEWAY_LOG_LEVEL": "chatty"}, "log_level"),
     ],
 )
 def test_bad_settings_refused(env: dict[str, str], message: str) -> None:
