@@ -60,10 +60,18 @@ class AdmissionPolicy:
     ) -> None:
         self._by_id = {entry.id: entry for entry in mapping.chargers if entry.id is not None}
         self._patterns = [entry for entry in mapping.chargers if entry.pattern is not None]
-        self._added = added
+        self._added = dict(added)
         self._guest = Admission(guest_response, guest_retry_interval, AdmissionSource.GUEST)
+        # Every message a charger sends asks this; the policy never changes (a new one replaces it).
+        self._decided: dict[str, Admission] = {}
 
     def decide(self, charge_point_id: str) -> Admission:
+        admission = self._decided.get(charge_point_id)
+        if admission is None:
+            admission = self._decided[charge_point_id] = self._decide(charge_point_id)
+        return admission
+
+    def _decide(self, charge_point_id: str) -> Admission:
         guest_interval = self._guest.retry_interval
         entry = self._by_id.get(charge_point_id)
         if entry is not None:

@@ -308,7 +308,6 @@ async def _transactions(central: CentralSystem, history: HistoryFilter, limit: i
 
 
 async def _messages(central: CentralSystem, history: HistoryFilter, limit: int) -> list[MessageOut]:
-    await central.store.flush()  # the log is written behind; show what has happened so far
     where, parameters = history.where("timestamp")
     sql = f"{_MESSAGE_SELECT}{where} ORDER BY id DESC LIMIT ?"
     return [

@@ -146,7 +146,7 @@ class Store:
         self.write_nowait(lambda connection: connection.execute(sql, parameters))
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `query` on the worker thread (after the writes queued before it have been committed)."""
+        """Run `query` on the worker thread; it sees every write queued before it, the message log's too."""
         return await self.write(query)
 
     async def fetch_all(
