@@ -79,6 +79,7 @@ class ChargerOut(BaseModel):
     discovered: bool = Field(description="The charger has connected to the gateway at least once.")
     online: bool = False
     connected: bool = False
+    connected_since: datetime | None = Field(None, description="When the open WebSocket was accepted.")
     protocol: str | None = None
     first_seen: datetime | None = None
     last_seen: datetime | None = None
@@ -158,6 +159,7 @@ def _connector(connector: ConnectorState) -> ConnectorOut:
 _SEEN_FIELDS = [
     "online",
     "connected",
+    "connected_since",
     "protocol",
     "first_seen",
     "last_seen",

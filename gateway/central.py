@@ -241,22 +241,19 @@ class CentralSystem:
         """Mark chargers silent for too long offline; returns their ids. Also saves every last-seen time."""
         now = now or utcnow()
         limit = timedelta(seconds=self.settings.offline_after_seconds)
-        gone = []
+        gone: list[str] = []
         for charger in self.chargers.values():
             if charger.online and now - charger.last_seen > limit:
                 charger.online = False
                 gone.append(charger.id)
                 self.log(charger.id, "Offline", f"nothing received for {limit.total_seconds():.0f} s")
-        rows = [(iso(c.last_seen), c.id) for c in self.chargers.values() if c.online or c.id in gone]
+        went_offline = set(gone)
+        rows = [(iso(c.last_seen), c.id) for c in self.chargers.values() if c.online or c.id in went_offline]
         if rows:
             self.store.write_nowait(
                 lambda c: c.executemany("UPDATE chargers SET last_seen = ? WHERE id = ?", rows)
             )
         return gone
-
-    def is_accepted(self, charger_id: str) -> bool:
-        """May this charger send anything but BootNotification? Only once its registration is Accepted."""
-        return self.admission.decide(charger_id).accepted
 
     # -- charger-initiated messages ---------------------------------------------------------------------------
 

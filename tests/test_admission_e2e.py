@@ -100,6 +100,7 @@ async def test_discovered_chargers_listed_with_boot_data(
         "meter_serial_number": "MTR-1",
     }
     assert _recent(entry["first_seen"]) and _recent(entry["last_seen"])
+    assert entry["connected"] is True and _recent(entry["connected_since"])
 
 
 async def test_charger_that_never_booted_is_discovered(

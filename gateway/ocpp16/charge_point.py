@@ -125,9 +125,11 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         if action == Action.boot_notification or action in self.triggered:
             self.triggered.discard(action)
             return
-        if not self.central.is_accepted(self.id):
-            status = self.central.admission.decide(self.id).status.value
-            raise SecurityError(description=f"registration is {status}: only BootNotification is answered")
+        admission = self.central.admission.decide(self.id)
+        if not admission.accepted:
+            raise SecurityError(
+                description=f"registration is {admission.status.value}: only BootNotification is answered"
+            )
 
     async def _refuse_frame(self, error: FrameError) -> None:
         code = _FAULT_CODES[error.fault]
