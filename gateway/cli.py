@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway import __version__
+from gateway.layout import Layout, expand
 from gateway.mapping import Mapping, load_mapping
 from gateway.settings import Settings
 from gateway.yamlsource import SourceError
@@ -74,12 +75,56 @@ def _summary(path: Path, mapping: Mapping) -> str:
     auth = mapping.authorization
     listed = f" ({', '.join(ids)})" if ids else ""
     matched = f" ({', '.join(p or '' for p in patterns)})" if patterns else ""
+    templates = ", ".join(f"{name}: {len(t.points)} points" for name, t in mapping.templates.items())
+    layout = expand(mapping)
     return (
         f"{path}: OK\n"
         f"  chargers by id: {len(ids)}{listed}\n"
         f"  chargers by pattern: {len(patterns)}{matched}\n"
-        f"  authorization: {auth.mode.value}, whitelist {len(auth.whitelist)}, blacklist {len(auth.blacklist)}"
+        f"  authorization: {auth.mode.value}, whitelist {len(auth.whitelist)}, blacklist {len(auth.blacklist)}\n"
+        f"  templates: {len(mapping.templates)}{f' ({templates})' if templates else ''}\n"
+        f"  {_bacnet_summary(layout)}\n"
+        f"  {_modbus_summary(layout)}"
     )
+
+
+def _bacnet_summary(layout: Layout) -> str:
+    """`BACnet: 635 objects (instances 1000-20930)`, counting every slot of a pattern."""
+    instances = [placed.bacnet[1] for placed in layout.points if placed.bacnet is not None]
+    if not instances:
+        return "BACnet: no objects"
+    return f"BACnet: {len(instances)} objects (instances {min(instances)}-{max(instances)})"
+
+
+def _modbus_summary(layout: Layout) -> str:
+    """`Modbus: 1032 registers (input 856, holding 72, ...) in units 1, 2, 10-29`: addresses taken (a coil or
+    discrete input is one), counting every slot of a pattern."""
+    per_table: dict[str, int] = {}
+    units: set[int] = set()
+    for placed in layout.points:
+        if placed.modbus is not None:
+            table = placed.modbus.table.value
+            per_table[table] = per_table.get(table, 0) + placed.modbus.width
+            units.add(placed.modbus.unit)
+    if not per_table:
+        return "Modbus: no registers"
+    tables = ", ".join(f"{table} {per_table[table]}" for table in _TABLES if table in per_table)
+    return f"Modbus: {sum(per_table.values())} registers ({tables}) in units {_ranges(sorted(units))}"
+
+
+_TABLES = ("input", "holding", "coil", "discrete-input")
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[1, 2, 10, 11, 12] -> '1, 2, 10-12' (runs of three or more)."""
+    parts: list[str] = []
+    start = 0
+    for index in range(1, len(numbers) + 1):
+        if index == len(numbers) or numbers[index] != numbers[index - 1] + 1:
+            run = numbers[start:index]
+            parts.extend([f"{run[0]}-{run[-1]}"] if len(run) > 2 else [str(n) for n in run])
+            start = index
+    return ", ".join(parts)
 
 
 def _raise_open_file_limit() -> None:

@@ -1,30 +1,39 @@
-"""The mapping file: which chargers are known (by id or pattern) and how id tags are authorized.
+"""The mapping file: which chargers are known (by id or pattern), how id tags are authorized, and the point
+lists (templates) that place each charger's values as BACnet objects and Modbus registers.
 
-The file is YAML, validated strictly (unknown keys refused) and cross-checked after parsing; every problem is
-reported with the file, the line and the entry it concerns.
+The file is YAML, validated strictly (unknown keys refused) and cross-checked after parsing (`gateway.layout`
+checks the point lists and their numbering); every problem is reported with the file, the line and the entry it
+concerns.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from difflib import get_close_matches
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from gateway.bacnet_units import UNITS
 from gateway.identity import identity_problem
 from gateway.settings import RegistrationStatus
+from gateway.sources import Source, resolve
 from gateway.yamlsource import SourceError, SourceIssue, YamlDocument, load_yaml
+from points import Kind
 
 
 def _must_be_text(value: Any) -> Any:
@@ -41,6 +50,332 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# -- point lists: BACnet objects and Modbus registers ----------------------------------------------------------
+
+MAX_INSTANCE = 4_194_302  # the highest BACnet object instance (4194303 means "no instance")
+MAX_ADDRESS = 65_535  # the last Modbus address (addresses are the protocol's, counted from 0)
+MAX_UNIT = 247  # the last Modbus unit (slave) id
+DEFAULT_SLOTS = 10  # chargers a pattern entry can hold when it does not say
+DEFAULT_STRIDE = 100  # instances or registers between a pattern's slots when it does not say
+
+
+class BacnetObjectType(StrEnum):
+    """The BACnet object types a point can be (ASHRAE 135 names)."""
+
+    ANALOG_INPUT = "analog-input"
+    ANALOG_VALUE = "analog-value"
+    BINARY_INPUT = "binary-input"
+    BINARY_VALUE = "binary-value"
+    MULTI_STATE_INPUT = "multi-state-input"
+    MULTI_STATE_VALUE = "multi-state-value"
+    CHARACTERSTRING_VALUE = "characterstring-value"
+
+    @property
+    def number(self) -> int:
+        """The BACnetObjectType enumeration number."""
+        return _OBJECT_TYPE_NUMBERS[self]
+
+    @property
+    def kind(self) -> Kind:
+        """The kind of point this object type shows."""
+        return _OBJECT_TYPE_KINDS[self]
+
+    @property
+    def is_value(self) -> bool:
+        """A *-value object (a BMS may write it); an *-input object is read-only."""
+        return self.value.endswith("-value")
+
+
+_OBJECT_TYPE_NUMBERS = {
+    BacnetObjectType.ANALOG_INPUT: 0,
+    BacnetObjectType.ANALOG_VALUE: 2,
+    BacnetObjectType.BINARY_INPUT: 3,
+    BacnetObjectType.BINARY_VALUE: 5,
+    BacnetObjectType.MULTI_STATE_INPUT: 13,
+    BacnetObjectType.MULTI_STATE_VALUE: 19,
+    BacnetObjectType.CHARACTERSTRING_VALUE: 40,
+}
+_OBJECT_TYPE_KINDS = {
+    BacnetObjectType.ANALOG_INPUT: Kind.ANALOG,
+    BacnetObjectType.ANALOG_VALUE: Kind.ANALOG,
+    BacnetObjectType.BINARY_INPUT: Kind.BINARY,
+    BacnetObjectType.BINARY_VALUE: Kind.BINARY,
+    BacnetObjectType.MULTI_STATE_INPUT: Kind.MULTISTATE,
+    BacnetObjectType.MULTI_STATE_VALUE: Kind.MULTISTATE,
+    BacnetObjectType.CHARACTERSTRING_VALUE: Kind.STRING,
+}
+
+
+class ModbusTable(StrEnum):
+    """The four Modbus tables: coils and discrete inputs hold bits, input and holding registers 16-bit words."""
+
+    COIL = "coil"
+    DISCRETE_INPUT = "discrete-input"
+    INPUT = "input"
+    HOLDING = "holding"
+
+    @property
+    def holds_bits(self) -> bool:
+        return self in (ModbusTable.COIL, ModbusTable.DISCRETE_INPUT)
+
+    @property
+    def writable(self) -> bool:
+        """A Modbus client can write coils and holding registers."""
+        return self in (ModbusTable.COIL, ModbusTable.HOLDING)
+
+
+class ModbusType(StrEnum):
+    """How a value sits in registers."""
+
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    FLOAT32 = "float32"
+    STRING = "string"
+
+    @property
+    def width(self) -> int | None:
+        """Registers one value takes; None for a string (its `length` says)."""
+        return _TYPE_WIDTHS[self]
+
+    @property
+    def numeric(self) -> bool:
+        return self is not ModbusType.STRING
+
+
+_TYPE_WIDTHS = {
+    ModbusType.INT16: 1,
+    ModbusType.UINT16: 1,
+    ModbusType.INT32: 2,
+    ModbusType.UINT32: 2,
+    ModbusType.FLOAT32: 2,
+    ModbusType.STRING: None,
+}
+
+
+class WordOrder(StrEnum):
+    """Which register of a 32-bit value comes first."""
+
+    BIG = "big"  # high word first (Modicon convention)
+    LITTLE = "little"  # low word first
+
+
+def _known_unit(value: str) -> str:
+    if value not in UNITS:
+        close = get_close_matches(value, UNITS, n=1)
+        hint = f"did you mean {close[0]}?" if close else "e.g. amperes, watts, watt-hours, percent, seconds"
+        raise ValueError(f"unknown BACnet unit {value!r}: {hint} (the list is in gateway/bacnet_units.py)")
+    return value
+
+
+BacnetUnit = Annotated[
+    str,
+    AfterValidator(_known_unit),
+    WithJsonSchema({"type": "string", "enum": sorted(UNITS)}),
+]
+
+
+class BacnetObject(StrictModel):
+    """The BACnet object that shows a point. Give exactly one of `offset` and `instance`."""
+
+    type: BacnetObjectType = Field(
+        description="Object type: analog-* for numbers, binary-* for on/off, multi-state-* for states, "
+        "characterstring-value for texts. Writable points need a *-value object."
+    )
+    offset: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_INSTANCE,
+        description="Instance relative to the charger's bacnet.base_instance (and its slot, for a pattern).",
+    )
+    instance: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_INSTANCE,
+        description="Absolute instance number (only for templates used by one charger).",
+    )
+    name: str | None = Field(
+        None,
+        min_length=1,
+        description="Object name; '{charger}' is replaced by the charger id. Default: '<charger id>/<point name>'.",
+    )
+    description: str | None = Field(
+        None, description="Object description (default: the point's description)."
+    )
+    units: BacnetUnit | None = Field(
+        None,
+        description="Engineering unit, analog objects only (default: from the point's unit, e.g. amperes).",
+    )
+    cov_increment: float | None = Field(
+        None, gt=0, description="Change that triggers a COV notification, analog objects only."
+    )
+    relinquish_default: bool | int | float | None = Field(
+        None,
+        description="Value when every priority is relinquished, writable *-value objects only: a number for "
+        "analog, true/false for binary, a state number for multi-state.",
+    )
+
+    @model_validator(mode="after")
+    def _offset_or_instance(self) -> Self:
+        if (self.offset is None) == (self.instance is None):
+            raise ValueError("give exactly one of 'offset' (from the charger's base_instance) or 'instance'")
+        return self
+
+
+class ModbusRegister(StrictModel):
+    """The Modbus register(s), coil or discrete input that shows a point. Give exactly one of `offset` and
+    `address`. Addresses count from 0, as the protocol does (holding register 0 is the one a '4x' list calls
+    40001)."""
+
+    table: ModbusTable = Field(
+        description="coil and holding can be written by a Modbus client (writable points go there); "
+        "discrete-input and input are read-only. Read-only points never sit in coils."
+    )
+    offset: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_ADDRESS,
+        description="Address relative to the charger's modbus.base_address (and its slot, for a pattern).",
+    )
+    address: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_ADDRESS,
+        description="Absolute address (only for templates used by one charger, or patterns with unit_per_slot).",
+    )
+    type: ModbusType | None = Field(
+        None,
+        description="Register type, registers only (coils and discrete inputs hold one bit and take no type). "
+        "Binary and multistate points use int16/uint16; texts use string.",
+    )
+    scale: float | None = Field(
+        None,
+        gt=0,
+        description="register = value x scale (default 1), numeric registers of analog points only.",
+    )
+    word_order: WordOrder | None = Field(
+        None, description="32-bit types only: big = high word first (default), little = low word first."
+    )
+    length: int | None = Field(
+        None, ge=1, le=125, description="Registers of a string (2 characters each), type string only."
+    )
+
+    @model_validator(mode="after")
+    def _offset_or_address(self) -> Self:
+        if (self.offset is None) == (self.address is None):
+            raise ValueError("give exactly one of 'offset' (from the charger's base_address) or 'address'")
+        return self
+
+    @property
+    def width(self) -> int:
+        """Addresses the point takes: 1 for a bit, 1 or 2 registers for a number, `length` for a string."""
+        if self.table.holds_bits or self.type is None:
+            return 1
+        return self.type.width or self.length or 1
+
+
+class TemplatePoint(StrictModel):
+    """One value of a charger in a template: its source, how people read it, and where BACnet and Modbus show
+    it."""
+
+    source: str = Field(
+        description="What the value is (see gateway/sources.py): 'online', '1/status', "
+        "'1/meter/Energy.Active.Import.Register', '1/limit', 'config/HeartbeatInterval', ..."
+    )
+    name: str | None = Field(
+        None,
+        min_length=1,
+        description="What people read; the BACnet object name's suffix. Default: the source.",
+    )
+    description: str | None = Field(
+        None, description="What the value means (default: the source's description)."
+    )
+    writable: bool = Field(
+        False,
+        description="The BMS may write it. Only writable sources: <n>/limit, <n>/smart_charging and writable "
+        "config/<key>.",
+    )
+    minimum: float | None = Field(
+        None, description="Lowest value the BMS may write (writable analog points; within the source's own)."
+    )
+    maximum: float | None = Field(
+        None, description="Highest value the BMS may write (writable analog points; within the source's own)."
+    )
+    bacnet: BacnetObject | None = Field(
+        None, description="The BACnet object that shows it (none: not on BACnet)."
+    )
+    modbus: ModbusRegister | None = Field(None, description="Where Modbus shows it (none: not on Modbus).")
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        resolve(value)  # raises SourceProblem (a ValueError) with the reason
+        return value
+
+    @property
+    def resolved(self) -> Source:
+        """The source as `gateway.sources` describes it (meter sources in their canonical spelling)."""
+        return resolve(self.source)
+
+
+_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _template_name(value: str) -> str:
+    if not _TEMPLATE_NAME.fullmatch(value):
+        raise ValueError(f"template name {value!r} may only contain letters, digits, '_' and '-'")
+    return value
+
+
+TemplateName = Annotated[
+    str,
+    AfterValidator(_template_name),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}),
+]
+
+
+class Template(StrictModel):
+    """A charger model's point list: which values a BMS sees and where."""
+
+    description: str | None = Field(None, description="What chargers the template is for.")
+    points: list[TemplatePoint] = Field(
+        default_factory=list, description="The points, in the order people read."
+    )
+
+
+class BacnetPlacement(StrictModel):
+    """Where a charger's BACnet objects start: instance = base_instance + slot x stride + offset."""
+
+    base_instance: int = Field(ge=0, le=MAX_INSTANCE, description="Instance of the objects at offset 0.")
+    stride: int = Field(
+        DEFAULT_STRIDE,
+        ge=1,
+        le=MAX_INSTANCE,
+        description="Patterns only: instances between slots (offsets must stay below it).",
+    )
+
+
+class ModbusPlacement(StrictModel):
+    """Where a charger's Modbus points are: the unit, and address = base_address + slot x stride + offset (or,
+    with unit_per_slot, unit + slot and base_address + offset)."""
+
+    unit: int = Field(1, ge=1, le=MAX_UNIT, description="Modbus unit (slave) id, 1-247.")
+    base_address: int | None = Field(
+        None, ge=0, le=MAX_ADDRESS, description="Address of offset 0 (needed when the template uses offsets)."
+    )
+    stride: int = Field(
+        DEFAULT_STRIDE,
+        ge=1,
+        le=MAX_ADDRESS + 1,
+        description="Patterns only: addresses between slots (offsets and their registers must fit in it).",
+    )
+    unit_per_slot: bool = Field(
+        False,
+        description="Patterns only: slot n uses unit + n (same addresses) instead of base + n x stride.",
+    )
+
+
 class KnownCharger(StrictModel):
     """A charger entry: an exact `id`, or a `pattern` (`*` and `?` wildcards) such as `C1-*` for amina serials."""
 
@@ -52,6 +387,20 @@ class KnownCharger(StrictModel):
     )
     retry_interval: int | None = Field(
         None, ge=1, description="Seconds before a charger that was not Accepted boots again (default: guest)."
+    )
+    template: str | None = Field(None, description="Name of the template that gives its points.")
+    slots: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description=f"Patterns only: how many chargers it can hold, each in its own slot (default {DEFAULT_SLOTS}).",
+    )
+    bacnet: BacnetPlacement | None = Field(
+        None,
+        description="Where its BACnet objects start (needed when the template places objects by offset).",
+    )
+    modbus: ModbusPlacement | None = Field(
+        None, description="Its Modbus unit and where its registers start (needed for offsets)."
     )
 
     @field_validator("id")
@@ -78,6 +427,17 @@ class KnownCharger(StrictModel):
         if self.id is not None:
             return self.id == charge_point_id
         return fnmatchcase(charge_point_id, self.pattern or "")
+
+    @property
+    def slot_count(self) -> int:
+        """Chargers this entry places: 1 for an id, `slots` (default 10) for a pattern."""
+        if self.id is not None:
+            return 1
+        return self.slots if self.slots is not None else DEFAULT_SLOTS
+
+    @property
+    def label(self) -> str:
+        return self.id if self.id is not None else self.pattern or ""
 
 
 class AuthorizationMode(StrEnum):
@@ -122,8 +482,34 @@ class Mapping(StrictModel):
     """The whole mapping file."""
 
     version: int = Field(1, ge=1, le=1, description="Mapping file format version.")
+    templates: dict[TemplateName, Template] = Field(
+        default_factory=dict, description="Point lists by name (letters, digits, '_' and '-')."
+    )
     chargers: list[KnownCharger] = Field(default_factory=list)
     authorization: Authorization = Field(default_factory=Authorization)
+
+    def entry_index(self, charger_id: str) -> int | None:
+        """The index of the entry a charger falls under: its exact id first, then patterns in file order (as
+        admission decides)."""
+        for index, entry in enumerate(self.chargers):
+            if entry.id is not None and entry.id == charger_id:
+                return index
+        for index, entry in enumerate(self.chargers):
+            if entry.pattern is not None and entry.matches(charger_id):
+                return index
+        return None
+
+    def entry_for(self, charger_id: str) -> KnownCharger | None:
+        """The entry a charger falls under: its exact id first, then patterns in file order."""
+        index = self.entry_index(charger_id)
+        return None if index is None else self.chargers[index]
+
+    def template_for(self, charger_id: str) -> Template | None:
+        """The template of the entry a charger falls under, if it has one."""
+        entry = self.entry_for(charger_id)
+        if entry is None or entry.template is None:
+            return None
+        return self.templates.get(entry.template)
 
 
 def _cross_check(mapping: Mapping) -> list[tuple[tuple[str | int, ...], str]]:
@@ -163,12 +549,20 @@ def parse_mapping(document: YamlDocument) -> Mapping:
     try:
         mapping = Mapping.model_validate(document.data)
     except ValidationError as exc:
-        issues = [document.issue(tuple(error["loc"]), _reason(error)) for error in exc.errors()]
+        issues = [document.issue(_location(error["loc"]), _reason(error)) for error in exc.errors()]
         raise SourceError(sorted(issues, key=lambda issue: issue.line)) from None
-    problems = _cross_check(mapping)
+    from gateway.layout import check  # layout builds on the models above
+
+    problems = _cross_check(mapping) + check(mapping)
     if problems:
-        raise SourceError([document.issue(location, reason) for location, reason in problems])
+        issues = [document.issue(location, reason) for location, reason in problems]
+        raise SourceError(sorted(issues, key=lambda issue: issue.line))
     return mapping
+
+
+def _location(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    # pydantic marks a dict key's own problem with a "[key]" part the file does not have
+    return loc[:-1] if loc and loc[-1] == "[key]" else loc
 
 
 def _reason(error: Any) -> str:

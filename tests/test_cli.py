@@ -91,6 +91,42 @@ def test_check_example_mapping() -> None:
     assert result.returncode == 0, result.stderr
     assert "mappings/example.yaml: OK" in result.stdout
     assert "C1-*" in result.stdout
+    assert "templates: 5 (generic-ac-1: 17 points, generic-ac-2: 33 points, amina: 18 points" in result.stdout
+    # every slot of the patterns counts: 95 objects for the chargers by id, 18 for each of 30 slots
+    assert "BACnet: 635 objects (instances 1000-20930)" in result.stdout
+    assert (
+        "Modbus: 1032 registers (input 856, holding 72, coil 34, discrete-input 70) in units 1, 2, 10-29"
+        in result.stdout
+    )
+
+
+def test_check_summary_without_templates(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("chargers:\n  - id: CP1\n")
+    result = _gateway_cli("check", str(plain))
+    assert result.returncode == 0, result.stderr
+    assert "templates: 0\n" in result.stdout
+    assert "BACnet: no objects" in result.stdout
+    assert "Modbus: no registers" in result.stdout
+
+
+def test_check_refuses_clashing_point_numbers(tmp_path: Path) -> None:
+    bad = tmp_path / "clash.yaml"
+    bad.write_text(
+        "templates:\n"
+        "  t:\n"
+        "    points:\n"
+        "      - {source: online, bacnet: {type: binary-input, offset: 0}}\n"
+        "chargers:\n"
+        "  - {id: CP1, template: t, bacnet: {base_instance: 5}}\n"
+        "  - {id: CP2, template: t, bacnet: {base_instance: 5}}\n"
+    )
+    result = _gateway_cli("check", str(bad))
+    assert result.returncode == 1
+    assert (
+        f"{bad}:7: chargers[1].bacnet: binary-input 5 is used twice: CP1 online and CP2 online"
+        in result.stderr
+    )
 
 
 def test_check_bad_mapping_names_file_and_line(tmp_path: Path) -> None:
