@@ -15,10 +15,11 @@ from fastapi.responses import PlainTextResponse
 
 from gateway import __version__
 from gateway.api import router
-from gateway.central import CentralSystem
+from gateway.api_commands import router as commands_router
 from gateway.connections import PROTOCOLS, Connections
 from gateway.mapping import Mapping, load_mapping
 from gateway.scheduler import Housekeeping
+from gateway.services import Services
 from gateway.settings import Settings
 from gateway.store import Store
 
@@ -31,17 +32,17 @@ def create_app(settings: Settings, mapping: Mapping | None = None) -> FastAPI:
         loaded = mapping if mapping is not None else await asyncio.to_thread(load_mapping, settings.mapping)
         store = Store(settings.database)
         await store.start()
-        central = CentralSystem(settings, store, loaded)
-        connections = Connections(central)
-        housekeeping = Housekeeping(central)
+        services = Services(settings, store, loaded)
+        housekeeping = Housekeeping(services.central)
         try:
-            await central.load()
+            await services.start()
             await housekeeping.start()
-            app.state.central = central
-            app.state.connections = connections
+            app.state.services = services
+            app.state.central = services.central
+            app.state.connections = services.connections
             yield
         finally:
-            await connections.close_all()
+            await services.stop()
             await housekeeping.stop()
             await store.stop()
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings, mapping: Mapping | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(commands_router)
 
     @app.get("/", include_in_schema=False)
     def landing(request: Request) -> PlainTextResponse:

@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.admission import AddedCharger, Admission, AdmissionPolicy
 from gateway.authorization import AuthorizationPolicy, IdTagInfo
+from gateway.charger_points import ChargerPoints
 from gateway.mapping import Mapping, load_mapping
 from gateway.settings import RegistrationStatus, Settings
 from gateway.state import (
@@ -28,9 +29,11 @@ from gateway.state import (
     utcnow,
 )
 from gateway.store import Store
+from points import PointDatabase
 
 LOG = logging.getLogger(__name__)
 
+_ENERGY = "Energy.Active.Import.Register"
 _BOOT_FIELDS = tuple(BootInfo.__dataclass_fields__)
 _REPORT_FIELDS = tuple(StatusReport.__dataclass_fields__)
 
@@ -63,11 +66,18 @@ class StopResult:
 
 
 class CentralSystem:
-    """Keeps every charger's state, decides admission and authorization, and records what happens."""
+    """Keeps every charger's state, decides admission and authorization, and records what happens. Every change
+    reaches the point database as it happens (`points`)."""
 
-    def __init__(self, settings: Settings, store: Store, mapping: Mapping) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, mapping: Mapping, db: PointDatabase | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.points = ChargerPoints(db if db is not None else PointDatabase(), mapping)
+        # Follow-ups that run once the charger has its answer (they may send commands): see `booted`.
+        self.after_boot: list[Callable[[str], None]] = []
+        self.after_transaction_start: list[Callable[[str, int], None]] = []
         self.chargers: dict[str, ChargerState] = {}
         self.open_transactions: dict[int, OpenTransaction] = {}
         self.data_transfer_handlers: dict[str, DataTransferHandler] = {}
@@ -126,6 +136,9 @@ class CentralSystem:
             for row in rows["added"]
         }
         self.admission = self._admission_policy()
+        self.points.apply_mapping(self.mapping, self.chargers)
+        for charger in self.chargers.values():
+            self._show(charger)
         LOG.info(
             "loaded %d chargers, %d open transactions, %d added chargers",
             len(self.chargers),
@@ -143,6 +156,22 @@ class CentralSystem:
         self.mapping = mapping
         self.admission = self._admission_policy()
         self.authorization = AuthorizationPolicy(mapping.authorization)
+        self.points.apply_mapping(mapping, self.chargers)
+
+    def _show(self, charger: ChargerState) -> None:
+        """Put a charger loaded from the database into the points (offline until it connects)."""
+        points = self.points
+        if charger.boot is not None and charger.registration_status is not None:
+            points.boot(charger.id, charger.boot, charger.registration_status.value)
+        for connector in charger.connectors.values():
+            if connector.report is not None:
+                points.status(charger.id, connector.connector_id, connector.report)
+        for transaction in self.open_transactions.values():
+            if transaction.charger_id == charger.id:
+                points.transaction(
+                    charger.id, transaction.connector_id, transaction.transaction_id, transaction.id_tag, None
+                )
+        points.online(charger.id, False)
 
     async def reload_mapping(self) -> Mapping:
         """Re-read the mapping file; a bad file raises `SourceError` and the running mapping stays."""
@@ -213,6 +242,7 @@ class CentralSystem:
         charger.connected_since = now
         charger.last_seen = now
         self._save_charger(charger)
+        self.points.online(charger_id, True)
         self.log(charger_id, "Connected", f"{protocol} from {peer}")
         return charger
 
@@ -224,6 +254,7 @@ class CentralSystem:
         charger.connected_since = None
         if self.settings.socket_closed_offline:
             charger.online = False
+            self.points.online(charger_id, False)
         self._save_charger(charger)
         self.log(charger_id, "Disconnected", reason)
 
@@ -235,6 +266,7 @@ class CentralSystem:
         charger.last_seen = utcnow()
         if not charger.online:
             charger.online = True
+            self.points.online(charger_id, True)
             self.log(charger_id, "Online", "message received")
 
     def check_liveness(self, now: datetime | None = None) -> list[str]:
@@ -245,6 +277,7 @@ class CentralSystem:
         for charger in self.chargers.values():
             if charger.online and now - charger.last_seen > limit:
                 charger.online = False
+                self.points.online(charger.id, False)
                 gone.append(charger.id)
                 self.log(charger.id, "Offline", f"nothing received for {limit.total_seconds():.0f} s")
         went_offline = set(gone)
@@ -264,7 +297,18 @@ class CentralSystem:
         charger.last_boot = utcnow()
         charger.registration_status = admission.status
         await self.store.write(_upsert_charger(charger))
+        self.points.boot(charger_id, info, admission.status.value)
         return admission
+
+    def booted(self, charger_id: str) -> None:
+        """The charger has been told it is Accepted: commands may follow (configuration read and so on)."""
+        for follow_up in self.after_boot:
+            follow_up(charger_id)
+
+    def transaction_started(self, charger_id: str, connector_id: int) -> None:
+        """The charger has its transaction id: a waiting TxProfile may follow."""
+        for follow_up in self.after_transaction_start:
+            follow_up(charger_id, connector_id)
 
     def heartbeat_interval_for(self, admission: Admission) -> int:
         return self.settings.heartbeat_interval if admission.accepted else admission.retry_interval
@@ -281,6 +325,7 @@ class CentralSystem:
             "connector_id": connector_id,
             "updated_at": iso(now),
         }
+        self.points.status(charger_id, connector_id, connector.report)
         self.store.execute_nowait(
             "INSERT OR REPLACE INTO connectors (charger_id, connector_id, status, error_code, info, vendor_id, "
             "vendor_error_code, status_time, updated_at) VALUES (:charger_id, :connector_id, :status, :error_code, "
@@ -298,6 +343,13 @@ class CentralSystem:
             if current is None or current.timestamp <= sample.timestamp:
                 connector.meter[sample.key] = sample
         await self.store.write(_insert_samples(charger_id, connector_id, transaction_id, samples))
+        values = self.points.meter(charger_id, connector_id, samples)
+        energy = values.get(f"{connector_id}/meter/{_ENERGY}")
+        open_transaction = self.open_transactions.get(connector.transaction_id or -1)
+        if energy is not None and open_transaction is not None:
+            self.points.set(
+                charger_id, f"{connector_id}/session_energy", energy - open_transaction.meter_start_wh
+            )
 
     def authorize(self, id_tag: str) -> IdTagInfo:
         return self.authorization.authorize(id_tag, utcnow())
@@ -329,6 +381,7 @@ class CentralSystem:
                 transaction_id, charger_id, connector_id, id_tag, meter_start_wh, timestamp
             )
         self._charger(charger_id).connector(connector_id).transaction_id = transaction_id
+        self.points.transaction(charger_id, connector_id, transaction_id, id_tag, 0)
         return StartResult(transaction_id, info, repeated)
 
     async def stop_transaction(
@@ -359,6 +412,9 @@ class CentralSystem:
             connector = self._charger(charger_id).connectors.get(open_transaction.connector_id)
             if connector is not None and connector.transaction_id == transaction_id:
                 connector.transaction_id = None
+                self.points.transaction(
+                    charger_id, open_transaction.connector_id, None, None, result.energy_wh
+                )
         return result
 
     def data_transfer(
@@ -373,11 +429,13 @@ class CentralSystem:
         charger = self._charger(charger_id)
         charger.diagnostics_status, charger.diagnostics_status_time = status, utcnow()
         self._save_charger(charger)
+        self.points.set(charger_id, "diagnostics_status", status)
 
     def firmware_status(self, charger_id: str, status: str) -> None:
         charger = self._charger(charger_id)
         charger.firmware_status, charger.firmware_status_time = status, utcnow()
         self._save_charger(charger)
+        self.points.set(charger_id, "firmware_status", status)
 
     # -- housekeeping ----------------------------------------------------------------------------------------
 

@@ -57,6 +57,8 @@ class Session:
     charge_point: Any
     task: asyncio.Task[Any] | None = None
     close_reason: str | None = field(default=None)
+    # Done when the connection has ended: calls waiting for this charger's answers fail at once.
+    ended: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     async def close(self, code: int, reason: str) -> None:
         self.close_reason = reason
@@ -113,6 +115,7 @@ class Connections:
         self._serving.add(served)
         try:
             await asyncio.wait([session.task])
+            session.ended.set_result(None)
             reason = _ending(session)
             if self.sessions.get(charger_id) is session:
                 del self.sessions[charger_id]

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     socket_closed_offline: bool = Field(
         True, description="A closed WebSocket makes its charger offline at once."
     )
+    read_configuration: bool = Field(
+        True, description="Read each charger's configuration (GetConfiguration) once it is Accepted."
+    )
     tls_certfile: Path | None = Field(
         None, description="PEM certificate; with tls_keyfile the server speaks wss."
     )

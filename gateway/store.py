@@ -87,6 +87,57 @@ CREATE TABLE IF NOT EXISTS message_log (
 );
 CREATE INDEX IF NOT EXISTS message_log_time ON message_log (timestamp);
 CREATE INDEX IF NOT EXISTS message_log_charger_time ON message_log (charger_id, timestamp);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY,
+    charger_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    request TEXT NOT NULL,
+    source TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status TEXT,
+    response TEXT,
+    detail TEXT,
+    sent_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS commands_charger_time ON commands (charger_id, sent_at);
+CREATE TABLE IF NOT EXISTS configuration (
+    charger_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT,
+    readonly INTEGER NOT NULL,
+    read_at TEXT,
+    write_status TEXT,
+    write_time TEXT,
+    PRIMARY KEY (charger_id, key)
+);
+CREATE TABLE IF NOT EXISTS smart_charging (
+    charger_id TEXT NOT NULL,
+    connector_id INTEGER NOT NULL,
+    settings TEXT NOT NULL,
+    PRIMARY KEY (charger_id, connector_id)
+);
+CREATE TABLE IF NOT EXISTS local_list_versions (
+    version INTEGER PRIMARY KEY AUTOINCREMENT,
+    digest TEXT NOT NULL UNIQUE,
+    entries TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS local_lists (
+    charger_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    entries TEXT NOT NULL,
+    sent_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    charger_id TEXT NOT NULL,
+    connector_id INTEGER NOT NULL,
+    id_tag TEXT NOT NULL,
+    expiry_date TEXT NOT NULL,
+    status TEXT,
+    created_at TEXT NOT NULL
+);
 """
 
 

@@ -22,6 +22,7 @@ from ocpp.v16.enums import Action
 from gateway.authorization import IdTagInfo
 from gateway.central import CentralSystem
 from gateway.ocppj import CALL, ConnectionLost, FrameError, FrameFault, parse_frame
+from gateway.sources import natural_unit
 from gateway.state import BootInfo, SampledValue, StatusReport, iso, parse_time, utcnow
 
 LOG = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         self._max_bytes = central.settings.max_message_bytes
         # Actions a TriggerMessage asked for, allowed while the charger is not Accepted (OCPP 1.6 §4.2).
         self.triggered: set[str] = set()
+        # Follow-ups of the message being handled, run once its answer is sent (they may send commands).
+        self._after_answer: list[Callable[[], None]] = []
 
     # -- framing and gatekeeping -----------------------------------------------------------------------------
 
@@ -108,6 +111,7 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
     async def _handle_call(self, msg: Call) -> None:
         """Validate, dispatch and answer one CALL. Unlike the library's version, errors propagate to
         `route_message`, which answers and logs them in one place."""
+        self._after_answer = []
         await validate_payload(msg, self._ocpp_version)
         handler = self.route_map[msg.action]["_on_action"]
         response = handler(**camel_to_snake_case(msg.payload))
@@ -115,7 +119,12 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
             response = await response
         result = msg.create_call_result(snake_to_camel_case(remove_nones(serialize_as_dict(response))))
         await validate_payload(result, self._ocpp_version)
-        await self._send(result.to_json())
+        try:
+            await self._send(result.to_json())
+        finally:
+            follow_ups, self._after_answer = self._after_answer, []
+        for follow_up in follow_ups:
+            follow_up()
 
     def _admit(self, action: str) -> None:
         if action not in RECEIVED_ACTIONS:
@@ -156,6 +165,8 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
             f"firmware {kw.get('firmware_version') or '-'} -> {admission.status.value} ({admission.source.value}), "
             f"interval {interval} s",
         )
+        if admission.accepted:
+            self._after_answer.append(lambda: self.central.booted(self.id))
         return call_result.BootNotification(
             current_time=_now(), interval=interval, status=admission.status.value
         )
@@ -217,6 +228,7 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
             f"connector {connector_id}, {id_tag} -> {result.id_tag_info.status.value}, "
             f"transaction {result.transaction_id}{again}, meter {meter_start} Wh",
         )
+        self._after_answer.append(lambda: self.central.transaction_started(self.id, connector_id))
         return call_result.StartTransaction(
             transaction_id=result.transaction_id, id_tag_info=_id_tag_info(result.id_tag_info)
         )
@@ -294,12 +306,13 @@ def _samples(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
         moment = _timestamp(meter_value["timestamp"], "meterValue.timestamp")
         for sampled in meter_value["sampled_value"]:
             fields = {
-                key: sampled.get(key)
-                for key in ("measurand", "phase", "unit", "context", "location", "format")
+                key: sampled.get(key) for key in ("measurand", "phase", "context", "location", "format")
             }
-            samples.append(
-                SampledValue(moment, sampled["value"], **{k: v for k, v in fields.items() if v is not None})
-            )
+            present = {k: v for k, v in fields.items() if v is not None}
+            # OCPP's default unit is Wh whatever the measurand; a charger that leaves the unit out of a current or
+            # voltage reading means amperes or volts (and a power factor has no unit).
+            unit = sampled.get("unit") or natural_unit(fields["measurand"] or "Energy.Active.Import.Register")
+            samples.append(SampledValue(moment, sampled["value"], unit=unit, **present))
     return samples
 
 

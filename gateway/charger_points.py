@@ -1,0 +1,268 @@
+"""The OCPP side of the point database: every charger's values become points as its messages arrive.
+
+Point ids are `<charger id>/<source>` (see `gateway.sources`): `CP1/online`, `CP1/1/status`,
+`CP1/1/meter/Energy.Active.Import.Register`, `CP1/config/HeartbeatInterval`. A charger's standard points are
+defined when it is first seen (or at start for chargers the mapping lists by id), meter points when a series is
+first reported, configuration points when the configuration is read. The mapping's template may name and
+describe them and narrow write limits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from gateway.mapping import Mapping, TemplatePoint
+from gateway.sources import (
+    CHARGER_FIELDS,
+    CONNECTOR_FIELDS,
+    MEASURANDS,
+    Source,
+    SourceProblem,
+    config_field,
+    config_kind,
+    meter_source,
+    resolve,
+)
+from gateway.state import BootInfo, SampledValue, StatusReport
+from points import Kind, Point, PointDatabase, PointSpec, Quality, Writer
+from points.units import normalize, parse_number
+
+LOG = logging.getLogger(__name__)
+
+# Connector values that only make sense for a real connector, not for connector 0 (the charge point).
+_TRANSACTION_FIELDS = ("transaction_active", "transaction_id", "id_tag", "session_energy")
+_ENERGY_REGISTER = "Energy.Active.Import.Register"
+
+
+class ChargerPoints:
+    """Keeps the points of every charger current; knows OCPP meanings, not OCPP versions."""
+
+    def __init__(self, db: PointDatabase, mapping: Mapping) -> None:
+        self.db = db
+        self.mapping = mapping
+        self.writers: dict[str, Writer] = {}  # field name ("limit", "smart_charging", "config") -> writer
+        self._known_connectors: set[tuple[str, int]] = set()
+        self._known_chargers: set[str] = set()
+        self._online: set[str] = set()
+
+    # -- definitions -----------------------------------------------------------------------------------------
+
+    def apply_mapping(self, mapping: Mapping, charger_ids: Iterable[str]) -> None:
+        """Use a new mapping: chargers it lists by id get their template's points now, seen ones again."""
+        self.mapping = mapping
+        listed = [entry.id for entry in mapping.chargers if entry.id is not None]
+        for charger_id in dict.fromkeys([*listed, *charger_ids]):
+            self._known_chargers.discard(charger_id)
+            self.charger(charger_id)
+
+    def charger(self, charger_id: str) -> None:
+        """Define a charger's own points and its template's (once)."""
+        if charger_id in self._known_chargers:
+            return
+        self._known_chargers.add(charger_id)
+        for name in CHARGER_FIELDS:
+            self._define(charger_id, resolve(name))
+        template = self.mapping.template_for(charger_id)
+        for point in template.points if template else ():
+            try:
+                source = resolve(point.source)
+            except SourceProblem:  # the mapping was validated; a source can only fail if the grammar changed
+                LOG.exception("%s: mapped source %r", charger_id, point.source)
+                continue
+            if source.connector is not None:
+                self.connector(charger_id, source.connector)
+            self._define(charger_id, source, point)
+
+    def connector(self, charger_id: str, connector_id: int) -> None:
+        """Define a connector's points (once), when it is first reported or mapped."""
+        if (charger_id, connector_id) in self._known_connectors:
+            return
+        self._known_connectors.add((charger_id, connector_id))
+        self.charger(charger_id)
+        for name in CONNECTOR_FIELDS:
+            if connector_id == 0 and name in _TRANSACTION_FIELDS:
+                continue
+            self._define(charger_id, resolve(f"{connector_id}/{name}"))
+
+    def _define(self, charger_id: str, source: Source, mapped: TemplatePoint | None = None) -> Point:
+        point_id = f"{charger_id}/{source.text}"
+        existing = self.db.get(point_id)
+        if mapped is None and existing is not None:
+            return existing  # keep what the mapping said of it
+        mapped = mapped or self._mapped(charger_id, source.text)
+        spec = source.point_spec(
+            charger_id, mapped.name if mapped else None, mapped.description if mapped else None
+        )
+        if mapped is not None and spec.kind is Kind.ANALOG and spec.writable:
+            spec = _narrowed(spec, mapped.minimum, mapped.maximum)
+        writer_name = "config" if source.config_key else source.field.name
+        return self.db.define(spec, self.writers.get(writer_name) if spec.writable else None)
+
+    def _mapped(self, charger_id: str, source_text: str) -> TemplatePoint | None:
+        template = self.mapping.template_for(charger_id)
+        if template is None:
+            return None
+        return next((p for p in template.points if _same_source(p.source, source_text)), None)
+
+    def redefine(self, charger_id: str, source: Source) -> Point:
+        """Define a point again after its description changed (a limit's unit, a configuration key's type)."""
+        point_id = f"{charger_id}/{source.text}"
+        mapped = self._mapped(charger_id, source.text)
+        spec = source.point_spec(
+            charger_id, mapped.name if mapped else None, mapped.description if mapped else None
+        )
+        if mapped is not None and spec.kind is Kind.ANALOG and spec.writable:
+            spec = _narrowed(spec, mapped.minimum, mapped.maximum)
+        existing = self.db.get(point_id)
+        writer_name = "config" if source.config_key else source.field.name
+        writer = self.writers.get(writer_name) if spec.writable else None
+        if existing is not None and existing.spec == spec:
+            return existing
+        return self.db.define(spec, writer)
+
+    # -- updates ---------------------------------------------------------------------------------------------
+
+    def set(
+        self,
+        charger_id: str,
+        source: str,
+        value: object,
+        timestamp: datetime | None = None,
+        *,
+        origin: str = "ocpp",
+    ) -> None:
+        """Update one point of a charger (defined if needed)."""
+        point_id = f"{charger_id}/{source}"
+        if point_id not in self.db:
+            self._define(charger_id, resolve(source))
+        self.db.update(
+            point_id, value, timestamp=timestamp, quality=self._quality(charger_id, value), source=origin
+        )
+
+    def _quality(self, charger_id: str, value: object) -> Quality:
+        """A value is good while its charger is online; kept but `offline` while it is not."""
+        if value is None:
+            return Quality.UNKNOWN
+        return Quality.GOOD if charger_id in self._online else Quality.OFFLINE
+
+    def online(self, charger_id: str, online: bool) -> None:
+        self.charger(charger_id)
+        prefix = f"{charger_id}/"
+        if online:
+            self._online.add(charger_id)
+        else:
+            self._online.discard(charger_id)
+        if online:
+            self.db.mark_online(prefix)
+        else:
+            self.db.mark_offline(prefix)
+        self.db.update(f"{charger_id}/online", online, quality=Quality.GOOD)
+
+    def boot(self, charger_id: str, info: BootInfo, registration: str) -> None:
+        self.charger(charger_id)
+        self.set(charger_id, "registration", registration)
+        self.set(charger_id, "vendor", info.vendor)
+        self.set(charger_id, "model", info.model)
+        self.set(
+            charger_id, "serial_number", info.charge_point_serial_number or info.charge_box_serial_number
+        )
+        self.set(charger_id, "firmware_version", info.firmware_version)
+
+    def status(self, charger_id: str, connector_id: int, report: StatusReport) -> None:
+        self.connector(charger_id, connector_id)
+        moment = report.timestamp
+        self.set(charger_id, f"{connector_id}/status", report.status, moment)
+        self.set(charger_id, f"{connector_id}/error_code", report.error_code, moment)
+        self.set(charger_id, f"{connector_id}/info", report.info or "", moment)
+        self.set(charger_id, f"{connector_id}/vendor_error_code", report.vendor_error_code or "", moment)
+
+    def meter(self, charger_id: str, connector_id: int, samples: Iterable[SampledValue]) -> dict[str, float]:
+        """Update (and discover) meter points; returns the parsed values by source. A value that does not parse
+        is logged and its point keeps the old value, marked stale."""
+        self.connector(charger_id, connector_id)
+        parsed: dict[str, float] = {}
+        for sample in samples:
+            if sample.measurand not in MEASURANDS:
+                continue  # the schema allows only these; a vendor's own name has nowhere to go
+            source = f"{connector_id}/meter/{meter_source(sample.measurand, sample.phase, sample.location)}"
+            point_id = f"{charger_id}/{source}"
+            try:
+                value, unit = normalize(parse_number(sample.value), sample.unit)
+            except ValueError:
+                LOG.warning("%s: %s value %r is not a number", charger_id, source, sample.value)
+                if point_id not in self.db:
+                    self._define(charger_id, resolve(source))
+                self.db.mark_stale(point_id)
+                continue
+            point = self.db.get(point_id) or self._define(charger_id, resolve(source))
+            if point.spec.unit != unit and unit is not None:
+                point = self.db.define(_with_unit(point.spec, unit))
+            self.db.update(
+                point_id, value, timestamp=sample.timestamp, quality=self._quality(charger_id, value)
+            )
+            parsed[source] = value
+        return parsed
+
+    def transaction(
+        self,
+        charger_id: str,
+        connector_id: int,
+        transaction_id: int | None,
+        id_tag: str | None,
+        energy_wh: float | None,
+    ) -> None:
+        self.connector(charger_id, connector_id)
+        self.set(charger_id, f"{connector_id}/transaction_active", transaction_id is not None)
+        self.set(charger_id, f"{connector_id}/transaction_id", transaction_id or 0)
+        self.set(charger_id, f"{connector_id}/id_tag", id_tag or "")
+        if energy_wh is not None:
+            self.set(charger_id, f"{connector_id}/session_energy", energy_wh)
+
+    def configuration(self, charger_id: str, key: str, value: str | None, readonly: bool) -> None:
+        """Define (or retype) and update one configuration key's point."""
+        self.charger(charger_id)
+        kind = config_kind(key, value)
+        source = resolve(f"config/{key}")
+        source = Source(source.text, None, config_field(key, kind, not readonly), config_key=key)
+        point = self.redefine(charger_id, source)
+        if value is None:
+            self.db.update(point.id, None, quality=Quality.UNKNOWN)
+            return
+        try:
+            self.db.update(point.id, _config_value(kind, value), quality=self._quality(charger_id, value))
+        except Exception:
+            LOG.warning("%s: configuration %s=%r does not fit %s", charger_id, key, value, kind.value)
+            self.db.mark_stale(point.id)
+
+
+def _same_source(written: str, canonical: str) -> bool:
+    try:
+        return resolve(written).text == canonical
+    except SourceProblem:
+        return False
+
+
+def _narrowed(spec: PointSpec, minimum: float | None, maximum: float | None) -> PointSpec:
+    from dataclasses import replace
+
+    return replace(
+        spec,
+        minimum=spec.minimum if minimum is None else minimum,
+        maximum=spec.maximum if maximum is None else maximum,
+    )
+
+
+def _with_unit(spec: PointSpec, unit: str) -> PointSpec:
+    from dataclasses import replace
+
+    return replace(spec, unit=unit)
+
+
+def _config_value(kind: Kind, value: str) -> object:
+    if kind is Kind.BINARY:
+        return value.strip().lower() == "true"
+    if kind is Kind.ANALOG:
+        return parse_number(value)
+    return value
