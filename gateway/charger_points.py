@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from gateway.mapping import Mapping, TemplatePoint
@@ -19,7 +20,6 @@ from gateway.sources import (
     CONNECTOR_FIELDS,
     MEASURANDS,
     Source,
-    SourceProblem,
     config_field,
     config_kind,
     meter_source,
@@ -45,6 +45,8 @@ class ChargerPoints:
         self.writers: dict[str, Writer] = {}  # field name ("limit", "smart_charging", "config") -> writer
         self._known_connectors: set[tuple[str, int]] = set()
         self._known_chargers: set[str] = set()
+        # What the mapping says of each charger, worked out once per mapping: charger -> canonical source -> point.
+        self._mapped_points: dict[str, dict[str, TemplatePoint]] = {}
         self._online: set[str] = set()
 
     # -- definitions -----------------------------------------------------------------------------------------
@@ -52,6 +54,7 @@ class ChargerPoints:
     def apply_mapping(self, mapping: Mapping, charger_ids: Iterable[str]) -> None:
         """Use a new mapping: chargers it lists by id get their template's points now, seen ones again."""
         self.mapping = mapping
+        self._mapped_points.clear()
         listed = [entry.id for entry in mapping.chargers if entry.id is not None]
         for charger_id in dict.fromkeys([*listed, *charger_ids]):
             self._known_chargers.discard(charger_id)
@@ -64,13 +67,8 @@ class ChargerPoints:
         self._known_chargers.add(charger_id)
         for name in CHARGER_FIELDS:
             self._define(charger_id, resolve(name))
-        template = self.mapping.template_for(charger_id)
-        for point in template.points if template else ():
-            try:
-                source = resolve(point.source)
-            except SourceProblem:  # the mapping was validated; a source can only fail if the grammar changed
-                LOG.exception("%s: mapped source %r", charger_id, point.source)
-                continue
+        for point in self._template_points(charger_id).values():
+            source = point.resolved
             if source.connector is not None:
                 self.connector(charger_id, source.connector)
             self._define(charger_id, source, point)
@@ -87,37 +85,44 @@ class ChargerPoints:
             self._define(charger_id, resolve(f"{connector_id}/{name}"))
 
     def _define(self, charger_id: str, source: Source, mapped: TemplatePoint | None = None) -> Point:
-        point_id = f"{charger_id}/{source.text}"
-        existing = self.db.get(point_id)
+        existing = self.db.get(f"{charger_id}/{source.text}")
         if mapped is None and existing is not None:
             return existing  # keep what the mapping said of it
+        spec, writer = self._spec(charger_id, source, mapped)
+        return self.db.define(spec, writer)
+
+    def _spec(
+        self, charger_id: str, source: Source, mapped: TemplatePoint | None = None
+    ) -> tuple[PointSpec, Writer | None]:
+        """A source's point for this charger, as the mapping names it and narrows its write limits."""
         mapped = mapped or self._mapped(charger_id, source.text)
-        spec = source.point_spec(
-            charger_id, mapped.name if mapped else None, mapped.description if mapped else None
-        )
+        name = f"{charger_id}/{mapped.name}" if mapped and mapped.name else None
+        spec = source.point_spec(charger_id, name, mapped.description if mapped else None)
         if mapped is not None and spec.kind is Kind.ANALOG and spec.writable:
-            spec = _narrowed(spec, mapped.minimum, mapped.maximum)
-        writer_name = "config" if source.config_key else source.field.name
-        return self.db.define(spec, self.writers.get(writer_name) if spec.writable else None)
+            minimum = spec.minimum if mapped.minimum is None else mapped.minimum
+            maximum = spec.maximum if mapped.maximum is None else mapped.maximum
+            spec = replace(spec, minimum=minimum, maximum=maximum)
+        writer = (
+            self.writers.get("config" if source.config_key else source.field.name) if spec.writable else None
+        )
+        return spec, writer
 
     def _mapped(self, charger_id: str, source_text: str) -> TemplatePoint | None:
-        template = self.mapping.template_for(charger_id)
-        if template is None:
-            return None
-        return next((p for p in template.points if _same_source(p.source, source_text)), None)
+        return self._template_points(charger_id).get(source_text)
+
+    def _template_points(self, charger_id: str) -> dict[str, TemplatePoint]:
+        points = self._mapped_points.get(charger_id)
+        if points is None:
+            template = self.mapping.template_for(charger_id)
+            # Sources were validated with the mapping; `resolved` gives their canonical spelling.
+            points = {p.resolved.text: p for p in template.points} if template else {}
+            self._mapped_points[charger_id] = points
+        return points
 
     def redefine(self, charger_id: str, source: Source) -> Point:
         """Define a point again after its description changed (a limit's unit, a configuration key's type)."""
-        point_id = f"{charger_id}/{source.text}"
-        mapped = self._mapped(charger_id, source.text)
-        spec = source.point_spec(
-            charger_id, mapped.name if mapped else None, mapped.description if mapped else None
-        )
-        if mapped is not None and spec.kind is Kind.ANALOG and spec.writable:
-            spec = _narrowed(spec, mapped.minimum, mapped.maximum)
-        existing = self.db.get(point_id)
-        writer_name = "config" if source.config_key else source.field.name
-        writer = self.writers.get(writer_name) if spec.writable else None
+        spec, writer = self._spec(charger_id, source)
+        existing = self.db.get(spec.id)
         if existing is not None and existing.spec == spec:
             return existing
         return self.db.define(spec, writer)
@@ -198,7 +203,7 @@ class ChargerPoints:
                 continue
             point = self.db.get(point_id) or self._define(charger_id, resolve(source))
             if point.spec.unit != unit and unit is not None:
-                point = self.db.define(_with_unit(point.spec, unit))
+                point = self.db.define(replace(point.spec, unit=unit))
             self.db.update(
                 point_id, value, timestamp=sample.timestamp, quality=self._quality(charger_id, value)
             )
@@ -235,29 +240,6 @@ class ChargerPoints:
         except Exception:
             LOG.warning("%s: configuration %s=%r does not fit %s", charger_id, key, value, kind.value)
             self.db.mark_stale(point.id)
-
-
-def _same_source(written: str, canonical: str) -> bool:
-    try:
-        return resolve(written).text == canonical
-    except SourceProblem:
-        return False
-
-
-def _narrowed(spec: PointSpec, minimum: float | None, maximum: float | None) -> PointSpec:
-    from dataclasses import replace
-
-    return replace(
-        spec,
-        minimum=spec.minimum if minimum is None else minimum,
-        maximum=spec.maximum if maximum is None else maximum,
-    )
-
-
-def _with_unit(spec: PointSpec, unit: str) -> PointSpec:
-    from dataclasses import replace
-
-    return replace(spec, unit=unit)
 
 
 def _config_value(kind: Kind, value: str) -> object:

@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     if settings.log_level != "debug":
         for noisy in ("ocpp", "apscheduler"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # The library warns of each CALLERROR a charger answers to our calls: the command's outcome records it.
+        logging.getLogger("ocpp.frames").setLevel(logging.ERROR)
     mapping = _load(settings.mapping)
     if mapping is None:
         return 1

@@ -15,7 +15,7 @@ from ocpp.routing import on as ocpp_on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
-from gateway.mapping import Mapping
+from gateway.mapping import Mapping, load_mapping
 from gateway.server import RunningGateway, running
 from gateway.services import Services
 from gateway.sources import CONNECTOR_STATUSES, ERROR_CODES
@@ -394,3 +394,23 @@ async def test_a_stale_value_stays_stale_across_a_reconnect(
     async with charger("CP1"):
         await until(lambda: point(gateway, "CP1/online").value is True)
         assert (point(gateway, energy_id).value, point(gateway, energy_id).quality) == (500.0, Quality.STALE)
+
+
+async def test_the_example_mappings_templates_name_and_bound_the_points(tmp_path: Path) -> None:
+    """Chargers the example lists by id have their template's points from the start (unknown until they talk),
+    named and bounded as the mapping says; a writable point refuses a write outside the mapping's limits."""
+    example = load_mapping(Path(__file__).parent.parent / "mappings" / "example.yaml")
+    async with (
+        running(make_settings(tmp_path), example) as running_gateway,
+        httpx.AsyncClient(base_url=running_gateway.http_url) as api,
+    ):
+        points = {
+            p["id"]: p for p in (await api.get("/api/points", params={"charger_id": "ACSMART-01"})).json()
+        }
+        limit = points["ACSMART-01/1/limit"]
+        assert (limit["name"], limit["minimum"], limit["maximum"]) == ("ACSMART-01/C1 Limit", 0, 32)
+        assert limit["quality"] == "unknown" and limit["writable"] is True
+        assert points["ACSMART-01/config/ConnectorMaximumCurrent"]["kind"] == "analog"
+        assert "ACSMART-01/1/meter/Current.Import/L3" in points  # mapped before the charger ever reports it
+        too_high = await api.put("/api/points/ACSMART-01/1/limit", json={"value": 40})
+        assert too_high.status_code == 422 and "32" in too_high.text
