@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from gateway.commands import CommandResult, CommandService, Outcome
@@ -80,11 +80,6 @@ class _Step:
     purpose: str
     profile_id: int
     transaction_id: int | None = None
-
-
-@dataclass
-class _Attempt:
-    results: list[CommandResult] = field(default_factory=list)
 
 
 class SmartChargingService:

@@ -185,6 +185,10 @@ class PointDatabase:
         found.sort(key=lambda point: point.id)
         return found
 
+    def _under(self, prefix: str) -> list[Point]:
+        """The points under `prefix`, unsorted (what marking a charger offline needs)."""
+        return [point for point in self._points.values() if point.id.startswith(prefix)]
+
     def update(
         self,
         point_id: str,
@@ -220,7 +224,7 @@ class PointDatabase:
     def mark_offline(self, prefix: str) -> int:
         """Mark every point under `prefix` OFFLINE, keeping the values; returns how many changed."""
         changed = 0
-        for point in self.points(prefix):
+        for point in self._under(prefix):
             if point.quality is not Quality.OFFLINE:
                 point.stale_before_offline = point.quality is Quality.STALE
                 changed += self._set_quality(point, Quality.OFFLINE, "gateway")
@@ -230,7 +234,7 @@ class PointDatabase:
         """OFFLINE points under `prefix` back to GOOD if they have a value (STALE if they were stale before going
         offline), else UNKNOWN; returns the count."""
         changed = 0
-        for point in self.points(prefix):
+        for point in self._under(prefix):
             if point.quality is Quality.OFFLINE:
                 back = Quality.STALE if point.stale_before_offline else Quality.GOOD
                 changed += self._set_quality(
