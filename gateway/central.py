@@ -447,6 +447,8 @@ class CentralSystem:
 
         def prune(c: sqlite3.Connection) -> tuple[int, int]:
             logs = c.execute("DELETE FROM message_log WHERE timestamp < ?", (log_limit,)).rowcount
+            # The command history is part of the log and kept as long.
+            logs += c.execute("DELETE FROM commands WHERE sent_at < ?", (log_limit,)).rowcount
             meters = c.execute("DELETE FROM meter_values WHERE received_at < ?", (meter_limit,)).rowcount
             return logs, meters
 

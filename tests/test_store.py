@@ -78,7 +78,15 @@ async def test_retention_prunes_old_history(tmp_path: Path) -> None:
             "VALUES ('CP', 1, ?, '1', 'Energy.Active.Import.Register', ?)",
             (moment, moment),
         )
-    assert await central.prune_history(now) == (2, 1)
+        store.execute_nowait(
+            "INSERT INTO commands (charger_id, action, request, source, outcome, sent_at, finished_at) "
+            "VALUES ('CP', 'Reset', '{}', 'api', 'accepted', ?, ?)",
+            (moment, moment),
+        )
+    assert await central.prune_history(now) == (4, 1)  # message log and command history alike
+    assert [row["sent_at"] for row in await store.fetch_all("SELECT sent_at FROM commands")] == [
+        iso(now - timedelta(days=10))
+    ]
     await store.stop()
 
 
