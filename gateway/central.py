@@ -166,10 +166,11 @@ class CentralSystem:
         for connector in charger.connectors.values():
             if connector.report is not None:
                 points.status(charger.id, connector.connector_id, connector.report)
-        for transaction in self.open_transactions.values():
-            if transaction.charger_id == charger.id:
+            # Each connector already knows its open transaction (load() set it): no scan of every transaction.
+            transaction = self.open_transactions.get(connector.transaction_id or -1)
+            if transaction is not None:
                 points.transaction(
-                    charger.id, transaction.connector_id, transaction.transaction_id, transaction.id_tag, None
+                    charger.id, connector.connector_id, transaction.transaction_id, transaction.id_tag, None
                 )
         points.online(charger.id, False)
 

@@ -157,11 +157,9 @@ class ChargerPoints:
         prefix = f"{charger_id}/"
         if online:
             self._online.add(charger_id)
-        else:
-            self._online.discard(charger_id)
-        if online:
             self.db.mark_online(prefix)
         else:
+            self._online.discard(charger_id)
             self.db.mark_offline(prefix)
         self.db.update(f"{charger_id}/online", online, quality=Quality.GOOD)
 
