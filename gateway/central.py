@@ -77,6 +77,8 @@ class CentralSystem:
         self.points = ChargerPoints(db if db is not None else PointDatabase(), mapping)
         # Follow-ups that run once the charger has its answer (they may send commands): see `booted`.
         self.after_boot: list[Callable[[str], None]] = []
+        # Called with a new mapping before its points are defined (the BACnet device places them by it).
+        self.mapping_listeners: list[Callable[[Mapping], None]] = []
         self.after_transaction_start: list[Callable[[str, int], None]] = []
         self.chargers: dict[str, ChargerState] = {}
         self.open_transactions: dict[int, OpenTransaction] = {}
@@ -156,6 +158,8 @@ class CentralSystem:
         self.mapping = mapping
         self.admission = self._admission_policy()
         self.authorization = AuthorizationPolicy(mapping.authorization)
+        for listener in self.mapping_listeners:
+            listener(mapping)
         self.points.apply_mapping(mapping, self.chargers)
 
     def _show(self, charger: ChargerState) -> None:

@@ -1,4 +1,4 @@
-"""`ocpp-gateway`: run the gateway, or check a mapping file."""
+"""`ocpp-gateway`: run the gateway, check a mapping file, or export the BACnet point list (EDE)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     _settings_options(run)
     check = commands.add_parser("check", help="validate a mapping file and print a summary")
     check.add_argument("file", nargs="?", type=Path, help="mapping file (default: GATEWAY_MAPPING)")
+    export = commands.add_parser(
+        "export-ede",
+        help="write the BACnet device's objects as EDE files (B.I.G.-EU point list)",
+        description="Write the objects the BACnet device serves (as `run` with the same settings would) as EDE "
+        "files (<device name>_EDE.csv, _StateTexts.csv, _ObjTypes.csv, _Units.csv) into DIR, for a BMS to "
+        "import. Points the mapping does not place get their instances now and keep them. No socket is bound.",
+    )
+    export.add_argument("directory", type=Path, metavar="DIR", help="directory to write the files to")
+    _settings_options(export)
     commands.add_parser(
         "schema",
         help="print the mapping file's JSON schema",
@@ -127,6 +136,20 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(parts)
 
 
+def _export_ede(settings: Settings, directory: Path) -> int:
+    mapping = _load(settings.mapping)
+    if mapping is None:
+        return 1
+    from gateway.bacnet.ede import export_ede, read_ede
+
+    paths = asyncio.run(export_ede(settings, mapping, directory))
+    for path in paths:
+        print(path)
+    objects = len(read_ede(paths[0]))
+    print(f"EDE: {objects} objects of device {settings.bacnet_device_id} in {directory}")
+    return 0
+
+
 def _raise_open_file_limit() -> None:
     """Each charger holds a socket: lift the soft limit on open files (often 1024) to the hard limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -159,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(_summary(path, mapping))
         return 0
+    if args.command == "export-ede":
+        return _export_ede(settings, args.directory)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

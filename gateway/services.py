@@ -3,6 +3,7 @@ the command service with what sends through it (configuration, smart charging, l
 
 from __future__ import annotations
 
+from gateway.bacnet.server import BacnetServer
 from gateway.central import CentralSystem
 from gateway.commands import CommandResult, CommandService
 from gateway.configuration import Configuration
@@ -10,6 +11,7 @@ from gateway.connections import Connections
 from gateway.local_list import LocalLists
 from gateway.mapping import Mapping
 from gateway.settings import Settings
+from gateway.slots import ChargerSlots
 from gateway.smart_charging import SmartChargingService
 from gateway.store import Store
 from points import PointDatabase
@@ -36,15 +38,35 @@ class Services:
         self.central.after_boot.append(self._booted)
         self.central.after_transaction_start.append(self._transaction_started)
         self.commands.listeners.append(self._show_command)
+        self.slots = ChargerSlots(store)
+        self.bacnet = (
+            BacnetServer(settings, self.points, store, self.slots, mapping)
+            if settings.bacnet_enabled
+            else None
+        )
+        self.central.mapping_listeners.append(self._mapping_changed)
 
-    async def start(self) -> None:
+    async def load(self) -> None:
+        """Load the saved state (chargers, configuration, smart-charging settings, slots) into the points."""
         await self.central.load()
         await self.configuration.load()
         await self.smart_charging.load()
+        await self.slots.load()
+
+    async def start(self) -> None:
+        await self.load()
+        if self.bacnet is not None:
+            await self.bacnet.start()
 
     async def stop(self) -> None:
         await self.connections.close_all()
         await self.commands.close()
+        if self.bacnet is not None:
+            await self.bacnet.stop()
+
+    def _mapping_changed(self, mapping: Mapping) -> None:
+        if self.bacnet is not None:
+            self.bacnet.use_mapping(mapping)
 
     def _booted(self, charger_id: str) -> None:
         self.commands.spawn(self._follow_boot(charger_id), name=f"after-boot-{charger_id}")

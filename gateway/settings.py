@@ -60,6 +60,32 @@ class Settings(BaseSettings):
     )
     message_log_retention_days: int = Field(90, ge=1, description="Days the message log is kept.")
     meter_retention_days: int = Field(90, ge=1, description="Days sampled meter values are kept.")
+    bacnet_enabled: bool = Field(True, description="Serve the points as a BACnet/IP device.")
+    bacnet_address: str = Field(
+        "host",
+        description="BACnet/IP address: 'ip/prefix' (192.168.1.20/24), an interface name (eth0), or 'host' for "
+        "the interface of the default route.",
+    )
+    bacnet_port: int = Field(47808, ge=1, le=65535, description="BACnet/IP UDP port (47808 is 0xBAC0).")
+    bacnet_device_id: int = Field(
+        47808, ge=0, le=4194302, description="Device instance; it must be unique on the BACnet internetwork."
+    )
+    bacnet_device_name: str = Field("OCPP gateway", min_length=1, description="Device object name.")
+    bacnet_description: str = Field("EV chargers (OCPP) as BACnet objects", description="Device description.")
+    bacnet_location: str = Field("", description="Device location, e.g. 'Plant room B2'.")
+    bacnet_vendor_id: int = Field(
+        999, ge=0, le=65535, description="Vendor identifier (999: none assigned by ASHRAE)."
+    )
+    bacnet_vendor_name: str = Field("ocpp-gateway", description="Vendor name.")
+    bacnet_model_name: str = Field("ocpp-gateway", description="Model name.")
+    bacnet_unmapped_points: bool = Field(
+        True,
+        description="Give points the mapping does not place (a charger without a template, a meter series the "
+        "template does not list) objects of their own, named by point id; configuration keys only where mapped.",
+    )
+    bacnet_unmapped_base_instance: int = Field(
+        1000000, ge=0, le=4194302, description="First instance for the objects of unmapped points."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level: debug (every OCPP frame too), info, warning or error."
     )

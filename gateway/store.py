@@ -129,6 +129,29 @@ CREATE TABLE IF NOT EXISTS local_lists (
     entries TEXT NOT NULL,
     sent_at TEXT NOT NULL
 );
+-- A charger matched by a pattern entry holds one of its slots (a block of BACnet instances and Modbus
+-- registers) for good, so its points keep their numbers across restarts.
+CREATE TABLE IF NOT EXISTS charger_slots (
+    pattern TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    charger_id TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (pattern, slot)
+);
+-- The instance the BACnet device gave a point the mapping does not place, kept so it never moves.
+CREATE TABLE IF NOT EXISTS bacnet_objects (
+    point_id TEXT PRIMARY KEY,
+    object_type TEXT NOT NULL,
+    instance INTEGER NOT NULL,
+    UNIQUE (object_type, instance)
+);
+-- What a BMS commanded at each priority (1-16) of a commandable object; priority 0 is a relinquish default
+-- the BMS wrote. Values are JSON.
+CREATE TABLE IF NOT EXISTS bacnet_commands (
+    point_id TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (point_id, priority)
+);
 CREATE TABLE IF NOT EXISTS reservations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     charger_id TEXT NOT NULL,

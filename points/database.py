@@ -270,6 +270,13 @@ class PointDatabase:
     async def write(self, point_id: str, value: object, *, source: str) -> WriteResult:
         """Check a write (WriteError: unknown point, not writable, wrong type, out of range) and hand the
         coerced value to the point's writer, whose result this is."""
+        point, coerced = self.check_write(point_id, value)
+        assert point.writer is not None
+        return await point.writer(point, coerced, source)
+
+    def check_write(self, point_id: str, value: object) -> tuple[Point, Value]:
+        """What `write` checks, without writing: the point and the value coerced to its kind, or WriteError
+        (for an adapter that answers its client before the charger answers)."""
         point = self._points.get(point_id)
         if point is None:
             raise WriteError(
@@ -293,7 +300,7 @@ class PointDatabase:
         check_state(spec, coerced)
         if isinstance(coerced, float):
             _check_limits(spec, coerced)
-        return await writer(point, coerced, source)
+        return point, coerced
 
     def _notify(self, change: Change) -> None:
         # A listener that updates a point would otherwise deliver that change to the listeners after it

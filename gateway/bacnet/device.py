@@ -1,0 +1,313 @@
+"""The gateway's BACnet/IP device on bacpypes3: its device and network-port objects, one object class per point
+object type, and the service handlers where bacpypes3's defaults are not what a BMS needs.
+
+What is changed from bacpypes3 (0.0.110), and why:
+
+- ReadPropertyMultiple answers every property on its own: a property that cannot be read becomes a
+  per-property error in the result (also for ALL, REQUIRED and OPTIONAL), never an error for the whole request,
+  which makes EPICS tools retry forever.
+- WriteProperty: a value of the wrong datatype is refused with `invalid-data-type` (bacpypes3 fails while
+  decoding it); writes to a point object go to the gateway (`WriteHandler`), which range-checks them, keeps the
+  priority array and carries the command to the charger. Nothing else of an object is writable.
+- SubscribeCOV without a lifetime is an indefinite subscription (bacpypes3 answers operational-problem).
+- Multi-state objects report COV on every change (bacpypes3 gives them the analog COV-increment criteria).
+- The device lists the object types it serves and raises its database revision when objects are added.
+
+This module only speaks BACnet; what a point is and where a write goes is `gateway.bacnet.server`'s business.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol, cast
+
+from bacpypes3.apdu import (
+    ReadPropertyMultipleACK,
+    ReadPropertyMultipleRequest,
+    SimpleAckPDU,
+    SubscribeCOVRequest,
+    WritePropertyRequest,
+)
+from bacpypes3.app import Application
+from bacpypes3.basetypes import (
+    ErrorType,
+    ObjectTypesSupported,
+    PropertyIdentifier,
+    ReadAccessResult,
+    ReadAccessResultElement,
+    ReadAccessResultElementChoice,
+    Segmentation,
+)
+from bacpypes3.constructeddata import Any as AnyValue
+from bacpypes3.constructeddata import Array
+from bacpypes3.errors import ExecutionError, ObjectError, PropertyError
+from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject
+from bacpypes3.local.binary import BinaryInputObject, BinaryValueObject
+from bacpypes3.local.cov import GenericCriteria
+from bacpypes3.local.device import DeviceObject
+from bacpypes3.local.multistate import MultiStateInputObject, MultiStateValueObject
+from bacpypes3.local.networkport import NetworkPortObject
+from bacpypes3.local.object import Object as LocalObject
+from bacpypes3.object import CharacterStringValueObject as _CharacterStringValueObject
+from bacpypes3.pdu import IPv4Address
+from bacpypes3.primitivedata import ObjectIdentifier, ObjectType, Unsigned
+
+from gateway.bacnet.objects import ObjectPlan
+from gateway.mapping import BacnetObjectType
+
+LOG = logging.getLogger(__name__)
+
+MAX_APDU = 1476  # BACnet/IP over Ethernet
+WILDCARD_DEVICE = 4194303
+_WHOLE_SETS = (PropertyIdentifier.all, PropertyIdentifier.required, PropertyIdentifier.optional)
+
+
+class WriteHandler(Protocol):
+    """Where a BMS write to a point object goes; raises ExecutionError to refuse it."""
+
+    async def write_object(self, obj: PointObject, attr: str, value: Any, priority: int | None) -> None: ...
+
+
+class PointObject:
+    """Mixed into each object class: the object's plan and where its writes go."""
+
+    _plan: ObjectPlan
+    _handler: WriteHandler
+    _elements: dict[str, Any]
+    _property_identifier_class: type
+    _property_monitors: dict[str, list[Any]]
+
+    async def write_property(
+        self, attr: int | str, value: Any, index: int | None = None, priority: int | None = None
+    ) -> None:
+        if isinstance(attr, int):
+            attr = cast(str, self._property_identifier_class(attr).attr)
+        if attr not in self._elements:
+            raise PropertyError("unknownProperty")
+        if index is not None:
+            raise PropertyError("propertyIsNotAnArray")
+        await self._handler.write_object(self, attr, value, priority)
+
+
+class AnalogInput(PointObject, AnalogInputObject):  # type: ignore[misc]
+    """An analog point the BMS reads."""
+
+
+class AnalogValue(PointObject, AnalogValueObject):  # type: ignore[misc]
+    """An analog point the BMS may write (commandable where it is a limit)."""
+
+
+class BinaryInput(PointObject, BinaryInputObject):  # type: ignore[misc]
+    """An on/off point the BMS reads."""
+
+
+class BinaryValue(PointObject, BinaryValueObject):  # type: ignore[misc]
+    """An on/off point the BMS may write (commandable where it switches smart charging)."""
+
+
+class MultiStateInput(PointObject, MultiStateInputObject):  # type: ignore[misc]
+    """A state (connector status, error code) the BMS reads."""
+
+    _cov_criteria = GenericCriteria  # bacpypes3 gives multi-state objects the analog (COV increment) criteria
+
+
+class MultiStateValue(PointObject, MultiStateValueObject):  # type: ignore[misc]
+    """A state the BMS may write."""
+
+    _cov_criteria = GenericCriteria
+
+
+class CharacterStringValue(PointObject, LocalObject, _CharacterStringValueObject):  # type: ignore[misc]
+    """A text (id tag, charger info)."""
+
+    _cov_criteria = GenericCriteria
+    _required = ("presentValue", "statusFlags")
+
+
+OBJECT_CLASSES: dict[BacnetObjectType, type[PointObject]] = {
+    BacnetObjectType.ANALOG_INPUT: AnalogInput,
+    BacnetObjectType.ANALOG_VALUE: AnalogValue,
+    BacnetObjectType.BINARY_INPUT: BinaryInput,
+    BacnetObjectType.BINARY_VALUE: BinaryValue,
+    BacnetObjectType.MULTI_STATE_INPUT: MultiStateInput,
+    BacnetObjectType.MULTI_STATE_VALUE: MultiStateValue,
+    BacnetObjectType.CHARACTERSTRING_VALUE: CharacterStringValue,
+}
+
+
+class GatewayDevice(DeviceObject):  # type: ignore[misc]
+    """The device object: lists the object types the gateway serves."""
+
+    @property
+    def protocolObjectTypesSupported(self) -> ObjectTypesSupported:
+        supported = ObjectTypesSupported([])
+        for name in ("device", "network-port", *(t.value for t in BacnetObjectType)):
+            supported[ObjectType(name)] = 1
+        return supported
+
+    @protocolObjectTypesSupported.setter
+    def protocolObjectTypesSupported(self, value: Any) -> None:
+        """Computed; writes are ignored."""
+
+
+class GatewayApplication(Application):  # type: ignore[misc]
+    """bacpypes3's application with per-property ReadPropertyMultiple errors and typed WriteProperty errors."""
+
+    def add_point_object(self, obj: PointObject) -> None:
+        self.add_object(obj)
+        device = self.device_object
+        if device is not None:
+            device.databaseRevision = int(device.databaseRevision or 0) + 1
+
+    async def do_ReadPropertyMultipleRequest(self, apdu: ReadPropertyMultipleRequest) -> None:
+        results = []
+        found_any = False
+        for spec in apdu.listOfReadAccessSpecs:
+            object_id = self._resolve(spec.objectIdentifier)
+            obj = self.get_object_id(object_id)
+            found_any = found_any or obj is not None
+            elements: list[ReadAccessResultElement] = []
+            for reference in spec.listOfPropertyReferences:
+                identifier = reference.propertyIdentifier
+                if obj is None:
+                    elements.append(
+                        _error_element(identifier, reference.propertyArrayIndex, "object", "unknownObject")
+                    )
+                elif identifier in _WHOLE_SETS:
+                    for name in _property_names(obj, identifier):
+                        elements.append(await _read_element(obj, PropertyIdentifier(name), None))
+                else:
+                    elements.append(await _read_element(obj, identifier, reference.propertyArrayIndex))
+            results.append(ReadAccessResult(objectIdentifier=object_id, listOfResults=elements))
+        if not found_any:
+            raise ObjectError("unknown-object")
+        await self.response(ReadPropertyMultipleACK(listOfReadAccessResults=results, context=apdu))
+
+    async def do_WritePropertyRequest(self, apdu: WritePropertyRequest) -> None:
+        obj = self.get_object_id(self._resolve(apdu.objectIdentifier))
+        if obj is None:
+            raise ExecutionError(errorClass="object", errorCode="unknownObject")
+        property_type = obj.get_property_type(apdu.propertyIdentifier)
+        if property_type is None:
+            raise PropertyError("unknownProperty")
+        index = apdu.propertyArrayIndex
+        if issubclass(property_type, Array) and index is not None:
+            property_type = Unsigned if index == 0 else property_type._subtype
+        try:
+            value = apdu.propertyValue.cast_out(property_type, null=apdu.priority is not None)
+        except ExecutionError:
+            raise
+        except Exception as error:  # what bacpypes3 raises for a value it cannot decode as the type varies
+            LOG.debug(
+                "write of %s %s: cannot decode as %s: %s",
+                obj.objectIdentifier,
+                apdu.propertyIdentifier,
+                property_type.__name__,
+                error,
+            )
+            raise PropertyError("invalidDataType") from None
+        await obj.write_property(apdu.propertyIdentifier, value, index, apdu.priority)
+        await self.response(SimpleAckPDU(context=apdu))
+
+    async def do_SubscribeCOVRequest(self, apdu: SubscribeCOVRequest) -> None:
+        if apdu.issueConfirmedNotifications is not None and apdu.lifetime is None:
+            # No lifetime is an indefinite subscription (ASHRAE 135 clause 13.14.1.1.4); bacpypes3 fails on it.
+            apdu.lifetime = 0
+        await super().do_SubscribeCOVRequest(apdu)
+
+    def _resolve(self, object_id: ObjectIdentifier) -> ObjectIdentifier:
+        if object_id == ("device", WILDCARD_DEVICE) and self.device_object is not None:
+            return cast(ObjectIdentifier, self.device_object.objectIdentifier)
+        return object_id
+
+
+def _property_names(obj: Any, which: PropertyIdentifier) -> list[str]:
+    """The properties an object has (ALL), of them the required ones (REQUIRED) or the rest (OPTIONAL); the
+    property list itself is never returned for these (ASHRAE 135 clause 15.7.3.1.2)."""
+    present = [name for name in obj._elements if name != "propertyList" and _has(obj, name)]
+    if which == PropertyIdentifier.all:
+        return present
+    required: set[str] = set()
+    for cls in type(obj).__mro__:
+        required.update(getattr(cls, "_required", ()))
+    required.discard("propertyList")
+    if which == PropertyIdentifier.required:
+        return [name for name in present if name in required]
+    return [name for name in present if name not in required]
+
+
+def _has(obj: Any, name: str) -> bool:
+    import inspect
+
+    return inspect.getattr_static(obj, name, None) is not None
+
+
+async def _read_element(obj: Any, identifier: Any, index: int | None) -> ReadAccessResultElement:
+    """One property read into a result element; any failure becomes that property's error."""
+    result = ReadAccessResultElementChoice()
+    try:
+        value = await obj.read_property(identifier, index)
+        if value is None:
+            raise PropertyError("unknownProperty")
+        datatype = obj.get_property_type(identifier)
+        if datatype is None:
+            raise PropertyError("unknownProperty")
+        result.propertyValue = AnyValue(value)
+    except ExecutionError as error:
+        result.propertyAccessError = ErrorType(errorClass=error.errorClass, errorCode=error.errorCode)
+    except AttributeError:
+        result.propertyAccessError = ErrorType(errorClass="property", errorCode="unknownProperty")
+    except Exception:
+        LOG.exception("reading %s of %s failed", identifier, obj.objectIdentifier)
+        result.propertyAccessError = ErrorType(errorClass="property", errorCode="other")
+    return ReadAccessResultElement(propertyIdentifier=identifier, propertyArrayIndex=index, readResult=result)
+
+
+def _error_element(
+    identifier: Any, index: int | None, error_class: str, code: str
+) -> ReadAccessResultElement:
+    result = ReadAccessResultElementChoice(
+        propertyAccessError=ErrorType(errorClass=error_class, errorCode=code)
+    )
+    return ReadAccessResultElement(propertyIdentifier=identifier, propertyArrayIndex=index, readResult=result)
+
+
+def build_application(
+    *,
+    address: str,
+    port: int,
+    device_id: int,
+    name: str,
+    description: str,
+    location: str,
+    vendor_id: int,
+    vendor_name: str,
+    model_name: str,
+    version: str,
+) -> GatewayApplication:
+    """The application with its device and network-port objects, bound to `address` (`ip/prefix`, an
+    interface name, or `host` for the interface of the default route) and `port`."""
+    link = IPv4Address(f"{address}:{port}")
+    device = GatewayDevice(
+        objectIdentifier=("device", device_id),
+        objectName=name,
+        description=description,
+        location=location,
+        vendorIdentifier=vendor_id,
+        vendorName=vendor_name,
+        modelName=model_name,
+        firmwareRevision=version,
+        applicationSoftwareVersion=version,
+        maxApduLengthAccepted=MAX_APDU,
+        segmentationSupported=Segmentation.segmentedBoth,
+        maxSegmentsAccepted=64,
+        databaseRevision=1,
+    )
+    network_port = NetworkPortObject(
+        link,
+        objectIdentifier=("network-port", 1),
+        objectName="NetworkPort-1",
+        networkNumber=0,
+        networkNumberQuality="unknown",
+    )
+    return cast(GatewayApplication, GatewayApplication.from_object_list([device, network_port]))

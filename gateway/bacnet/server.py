@@ -1,0 +1,432 @@
+"""The BACnet adapter: keeps the device's objects in step with the point database and carries BMS writes to the
+command service.
+
+- **Objects** are made for the points there are at start and for each point defined later (a charger connects, a
+  meter series is first reported): the mapping's object where it places the point, else (unless switched off)
+  an object of the gateway's own at an instance kept in SQLite. Configuration keys get objects only where mapped;
+  a charger with a template gets no object for a writable point the template leaves out (the BMS writes only
+  what the mapping offers).
+- **Values** follow the database's change notifications; no polling. Offline, stale or never-received values
+  set the status flags' fault bit and a reliability (communication-failure, unreliable-other).
+- **Writes** are checked against the point before they are acknowledged (write-access-denied, value-out-of-range,
+  invalid-data-type), then carried to the charger in the background: a BACnet client waits seconds at most,
+  a charger may take longer. The outcome shows in the point's status points (`<n>/limit_status`,
+  `last_command_status`). A commandable object keeps its 16-level priority array and relinquish default in
+  SQLite; whenever the value in command changes (a write, a relinquish, relinquishing every priority) that value
+  is applied. While no priority is in command the object shows the point's own value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import replace
+from typing import Any
+
+from bacpypes3.basetypes import (
+    BinaryPV,
+    EngineeringUnits,
+    OptionalUnsigned,
+    PriorityArray,
+    PriorityValue,
+    Reliability,
+)
+from bacpypes3.errors import PropertyError
+from bacpypes3.primitivedata import CharacterString, Null, Real, Unsigned
+
+from gateway import __version__
+from gateway.bacnet.device import OBJECT_CLASSES, GatewayApplication, PointObject, build_application
+from gateway.bacnet.objects import ObjectPlan, dynamic_type, plan_dynamic, plan_mapped
+from gateway.layout import PlacedPoint, expand, placements
+from gateway.mapping import BacnetObjectType, Mapping
+from gateway.settings import Settings
+from gateway.slots import ChargerSlots
+from gateway.sources import SourceProblem, resolve
+from gateway.store import Store
+from points import Change, Kind, Point, PointDatabase, Quality, Value, WriteError, WriteErrorCode
+
+LOG = logging.getLogger(__name__)
+
+_RELIABILITY = {
+    Quality.GOOD: Reliability.noFaultDetected,
+    Quality.OFFLINE: Reliability.communicationFailure,
+    Quality.STALE: Reliability.unreliableOther,
+    Quality.UNKNOWN: Reliability.unreliableOther,
+}
+_WRITE_ERRORS = {
+    WriteErrorCode.OUT_OF_RANGE: "valueOutOfRange",
+    WriteErrorCode.WRONG_TYPE: "invalidDataType",
+    WriteErrorCode.NOT_WRITABLE: "writeAccessDenied",
+    WriteErrorCode.UNKNOWN_POINT: "writeAccessDenied",
+}
+RELINQUISH_DEFAULT_SLOT = 0
+
+
+class BacnetServer:
+    """The device, its point objects and the way back from a BMS write to the charger."""
+
+    def __init__(
+        self, settings: Settings, points: PointDatabase, store: Store, slots: ChargerSlots, mapping: Mapping
+    ) -> None:
+        self.settings = settings
+        self.points = points
+        self.store = store
+        self.slots = slots
+        self.mapping = mapping
+        self.app: GatewayApplication | None = None
+        self.plans: dict[str, ObjectPlan] = {}  # point id -> the object it has (or will have, before start)
+        self.objects: dict[str, PointObject] = {}  # point id -> object
+        self._keys: set[tuple[BacnetObjectType, int]] = set()  # objects planned
+        self._names: set[str] = set()
+        self._placed: dict[str, dict[str, PlacedPoint]] = {}  # charger -> source text -> placement
+        self._reserved: set[tuple[BacnetObjectType, int]] = set()  # instances the mapping places
+        self._instances: dict[str, tuple[BacnetObjectType, int]] = {}  # point id -> kept dynamic instance
+        self._next_instance: dict[BacnetObjectType, int] = {}
+        self._commands: dict[str, list[Value]] = {}  # point id -> [relinquish default written, p1..p16]
+        self._applying: dict[str, asyncio.Task[None]] = {}
+        self._to_apply: dict[str, Value] = {}
+        self._stop_listening: Any = None
+
+    # -- life cycle ------------------------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Load what was kept and plan an object for every point there is (what `export-ede` lists)."""
+        await self._load()
+        self.use_mapping(self.mapping)
+        for point in self.points:
+            self._ensure(point)
+
+    async def start(self) -> None:
+        """Bind the device, make the planned objects, and follow the point database from now on."""
+        s = self.settings
+        await self.prepare()
+        self.app = build_application(
+            address=s.bacnet_address,
+            port=s.bacnet_port,
+            device_id=s.bacnet_device_id,
+            name=s.bacnet_device_name,
+            description=s.bacnet_description,
+            location=s.bacnet_location,
+            vendor_id=s.bacnet_vendor_id,
+            vendor_name=s.bacnet_vendor_name,
+            model_name=s.bacnet_model_name,
+            version=__version__,
+        )
+        for point_id in list(self.plans):
+            point = self.points.get(point_id)
+            if point is not None:
+                self._ensure(point)
+        self._stop_listening = self.points.listen(self._changed)
+        LOG.info(
+            "BACnet device %d on %s:%d serves %d objects",
+            s.bacnet_device_id,
+            s.bacnet_address,
+            s.bacnet_port,
+            len(self.objects) + 2,
+        )
+
+    async def stop(self) -> None:
+        if self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
+        tasks = list(self._applying.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.app is not None:
+            self.app.close()
+            self.app = None
+
+    async def _load(self) -> None:
+        for row in await self.store.fetch_all("SELECT point_id, object_type, instance FROM bacnet_objects"):
+            object_type = BacnetObjectType(row["object_type"])
+            self._instances[row["point_id"]] = (object_type, row["instance"])
+        for row in await self.store.fetch_all("SELECT point_id, priority, value FROM bacnet_commands"):
+            slots = self._commands.setdefault(row["point_id"], [None] * 17)
+            slots[row["priority"]] = json.loads(row["value"])
+
+    def use_mapping(self, mapping: Mapping) -> None:
+        """Objects made from now on follow `mapping`; objects that exist keep their numbers until a restart."""
+        self.mapping = mapping
+        self._placed.clear()
+        self._reserved = {p.bacnet for p in expand(mapping).bacnet_objects if p.bacnet is not None}
+
+    # -- objects ---------------------------------------------------------------------------------------------
+
+    def _changed(self, change: Change) -> None:
+        point = change.point
+        obj = self.objects.get(point.id)
+        if obj is None:
+            self._ensure(point)
+            return
+        if change.old.value != change.new.value or change.old.quality != change.new.quality:
+            self._show(obj, point)
+
+    def _ensure(self, point: Point) -> None:
+        plan = self.plans.get(point.id)
+        if plan is None:
+            plan = self._plan_new(point)
+            if plan is None:
+                return
+        if self.app is None or point.id in self.objects:
+            return
+        obj = self._make(plan)
+        self.objects[point.id] = obj
+        self._show(obj, point)
+
+    def _plan_new(self, point: Point) -> ObjectPlan | None:
+        plan = self.plan(point)
+        if plan is None:
+            return None
+        if plan.key in self._keys:
+            LOG.warning(
+                "BACnet object %s of %s is taken already; the point gets none", plan.object_id, plan.point_id
+            )
+            return None
+        if plan.name in self._names:
+            plan = replace(plan, name=f"{plan.name} ({plan.object_id})")
+        self._keys.add(plan.key)
+        self._names.add(plan.name)
+        self.plans[point.id] = plan
+        return plan
+
+    def plan(self, point: Point) -> ObjectPlan | None:
+        """The object a point gets, or None (no object: a configuration key the mapping does not place, or
+        unmapped points switched off)."""
+        charger_id, _, source_text = point.id.partition("/")
+        try:
+            source = resolve(source_text)
+        except SourceProblem:
+            return None
+        placed = self._placements(charger_id).get(source.text)
+        if placed is not None and placed.bacnet is not None:
+            return plan_mapped(placed, point.spec, charger_id)
+        if source.config_key is not None or not self.settings.bacnet_unmapped_points:
+            return None
+        if point.spec.writable and self.mapping.template_for(charger_id) is not None:
+            return None  # a template that leaves out a writable point keeps BMS writes out of it
+        _, instance = self._instance_for(point)
+        return plan_dynamic(point.spec, instance, source.field.name)
+
+    def _placements(self, charger_id: str) -> dict[str, PlacedPoint]:
+        placed = self._placed.get(charger_id)
+        if placed is None:
+            slot = self.slots.slot_for(self.mapping, charger_id)
+            found = placements(self.mapping, charger_id, slot) if slot is not None else []
+            placed = {p.source.text: p for p in found}
+            self._placed[charger_id] = placed
+        return placed
+
+    def _instance_for(self, point: Point) -> tuple[BacnetObjectType, int]:
+        object_type = dynamic_type(point.spec)
+        kept = self._instances.get(point.id)
+        if kept is not None and kept[0] is object_type and not self._taken(kept):
+            return kept
+        instance = self._next_instance.get(object_type, self.settings.bacnet_unmapped_base_instance)
+        used = {key for key in self._instances.values()}
+        while (
+            (object_type, instance) in self._reserved
+            or (object_type, instance) in used
+            or self._taken((object_type, instance))
+        ):
+            instance += 1
+        self._next_instance[object_type] = instance + 1
+        self._instances[point.id] = (object_type, instance)
+        self.store.execute_nowait(
+            "INSERT OR REPLACE INTO bacnet_objects (point_id, object_type, instance) VALUES (?, ?, ?)",
+            (point.id, object_type.value, instance),
+        )
+        return object_type, instance
+
+    def _taken(self, key: tuple[BacnetObjectType, int]) -> bool:
+        return key in self._keys
+
+    def _make(self, plan: ObjectPlan) -> PointObject:
+        assert self.app is not None
+        properties: dict[str, Any] = {
+            "objectIdentifier": (plan.object_type.value, plan.instance),
+            "objectName": plan.name,
+            "description": plan.description,
+            "presentValue": _bacnet_value(plan, None),
+            "eventState": "normal",
+            "outOfService": False,
+            "reliability": Reliability.unreliableOther,
+        }
+        if plan.kind is Kind.ANALOG:
+            properties["units"] = EngineeringUnits(plan.units or "no-units")
+            # COV needs an increment; 0 notifies every change.
+            properties["covIncrement"] = Real(plan.cov_increment or 0.0)
+        elif plan.kind is Kind.BINARY:
+            properties["inactiveText"] = plan.inactive_text
+            properties["activeText"] = plan.active_text
+            if plan.object_type is BacnetObjectType.BINARY_INPUT:
+                properties["polarity"] = "normal"
+        elif plan.kind is Kind.MULTISTATE:
+            properties["numberOfStates"] = len(plan.states)
+            properties["stateText"] = list(plan.states)
+        if plan.commandable:
+            properties["relinquishDefault"] = _bacnet_value(plan, self._relinquish_default(plan))
+            properties["priorityArray"] = PriorityArray([PriorityValue(null=()) for _ in range(16)])
+            properties["currentCommandPriority"] = OptionalUnsigned(null=())
+        object_class = OBJECT_CLASSES[plan.object_type]
+        obj: Any = object_class(**properties)
+        obj._plan = plan
+        obj._handler = self
+        if plan.commandable:
+            self._show_priorities(obj)
+        self.app.add_point_object(obj)
+        return obj  # type: ignore[no-any-return]
+
+    def object_plans(self) -> list[ObjectPlan]:
+        """Every planned point object, by object type and instance."""
+        return sorted(self.plans.values(), key=lambda plan: (plan.object_type.number, plan.instance))
+
+    def _show(self, obj: Any, point: Point) -> None:
+        """Present a point's value and quality on its object (for COV, the status flags change is announced
+        too: bacpypes3 computes them from the reliability and only watches what is set)."""
+        plan: ObjectPlan = obj._plan
+        if plan.commandable and self._in_command(plan.point_id) is not None:
+            value = self._in_command(plan.point_id)
+        else:
+            value = point.value
+        if value is not None or not plan.commandable:
+            obj.presentValue = _bacnet_value(plan, value)
+        old_flags = obj.statusFlags
+        obj.reliability = _RELIABILITY[point.quality]
+        new_flags = obj.statusFlags
+        if new_flags != old_flags:
+            for monitor in obj._property_monitors["statusFlags"]:
+                monitor(old_flags, new_flags)
+
+    # -- writes ----------------------------------------------------------------------------------------------
+
+    async def write_object(self, obj: PointObject, attr: str, value: Any, priority: int | None) -> None:
+        plan = obj._plan
+        if not plan.writable or attr not in ("presentValue", "relinquishDefault"):
+            raise PropertyError("writeAccessDenied")
+        if attr == "relinquishDefault" and not plan.commandable:
+            raise PropertyError("writeAccessDenied")
+        if attr == "relinquishDefault":
+            slot = RELINQUISH_DEFAULT_SLOT
+        else:
+            slot = 16 if priority is None else priority
+            if not 1 <= slot <= 16:
+                raise PropertyError("valueOutOfRange")
+        if isinstance(value, Null):
+            if not plan.commandable or slot == RELINQUISH_DEFAULT_SLOT:
+                raise PropertyError("invalidDataType")
+            point_value: Value = None
+        else:
+            point_value = self._checked(plan, value)
+        if not plan.commandable:
+            self._apply(plan.point_id, point_value)
+            return
+        before = self._in_command(plan.point_id)
+        slots = self._commands.setdefault(plan.point_id, [None] * 17)
+        slots[slot] = point_value
+        if point_value is None:
+            self.store.execute_nowait(
+                "DELETE FROM bacnet_commands WHERE point_id = ? AND priority = ?", (plan.point_id, slot)
+            )
+        else:
+            self.store.execute_nowait(
+                "INSERT OR REPLACE INTO bacnet_commands (point_id, priority, value) VALUES (?, ?, ?)",
+                (plan.point_id, slot, json.dumps(point_value)),
+            )
+        self._show_priorities(obj)
+        after = self._in_command(plan.point_id)
+        if after is not None and after != before:
+            self._apply(plan.point_id, after)
+        point = self.points.get(plan.point_id)
+        if point is not None:
+            self._show(obj, point)
+
+    def _checked(self, plan: ObjectPlan, value: Any) -> Value:
+        """A BACnet value as the point's value, checked as the point database checks a write."""
+        try:
+            candidate = _point_value(plan, value)
+            _, coerced = self.points.check_write(plan.point_id, candidate)
+        except WriteError as error:
+            LOG.info("BACnet write to %s refused: %s", plan.point_id, error)
+            raise PropertyError(_WRITE_ERRORS[error.code]) from None
+        except (TypeError, ValueError):
+            raise PropertyError("invalidDataType") from None
+        return coerced
+
+    def _relinquish_default(self, plan: ObjectPlan) -> Value:
+        written = self._commands.get(plan.point_id, [None])[RELINQUISH_DEFAULT_SLOT]
+        return written if written is not None else plan.relinquish_default
+
+    def _in_command(self, point_id: str) -> Value:
+        """The value the priority array commands, the relinquish default once every priority was
+        relinquished, or None when no BMS ever commanded the point."""
+        slots = self._commands.get(point_id)
+        if slots is None:
+            return None
+        for value in slots[1:]:
+            if value is not None:
+                return value
+        obj = self.objects.get(point_id)
+        return self._relinquish_default(obj._plan) if obj is not None else None
+
+    def _show_priorities(self, obj: Any) -> None:
+        plan: ObjectPlan = obj._plan
+        slots = self._commands.get(plan.point_id, [None] * 17)
+        array = [
+            PriorityValue(null=()) if value is None else PriorityValue(_bacnet_value(plan, value))
+            for value in slots[1:]
+        ]
+        obj.priorityArray = PriorityArray(array)
+        active = next((index for index, value in enumerate(slots[1:], start=1) if value is not None), None)
+        obj.currentCommandPriority = (
+            OptionalUnsigned(null=()) if active is None else OptionalUnsigned(unsigned=active)
+        )
+        relinquish = self._relinquish_default(plan)
+        if relinquish is not None:
+            obj.relinquishDefault = _bacnet_value(plan, relinquish)
+
+    def _apply(self, point_id: str, value: Value) -> None:
+        """Carry a value to the charger; while one write is on its way, only the newest waiting one follows."""
+        self._to_apply[point_id] = value
+        if point_id not in self._applying:
+            task = asyncio.create_task(self._applier(point_id), name=f"bacnet-write-{point_id}")
+            self._applying[point_id] = task
+
+    async def _applier(self, point_id: str) -> None:
+        try:
+            while point_id in self._to_apply:
+                value = self._to_apply.pop(point_id)
+                try:
+                    result = await self.points.write(point_id, value, source="bacnet")
+                    LOG.info("BACnet write %s = %s: %s", point_id, value, result)
+                except WriteError as error:
+                    LOG.warning("BACnet write %s = %s refused: %s", point_id, value, error)
+                except Exception:
+                    LOG.exception("BACnet write %s = %s failed", point_id, value)
+        finally:
+            self._applying.pop(point_id, None)
+
+
+def _bacnet_value(plan: ObjectPlan, value: Value) -> Any:
+    """A point value as the object's present value (a placeholder where it is not known: the reliability says
+    so)."""
+    if plan.kind is Kind.ANALOG:
+        return Real(float(value) if isinstance(value, int | float) else 0.0)
+    if plan.kind is Kind.BINARY:
+        return BinaryPV("active" if value else "inactive")
+    if plan.kind is Kind.MULTISTATE:
+        number = value if isinstance(value, int) and 1 <= value <= len(plan.states) else 1
+        return Unsigned(number)
+    return CharacterString("" if value is None else str(value))
+
+
+def _point_value(plan: ObjectPlan, value: Any) -> Value:
+    """A written BACnet value (already decoded as the property's datatype) as the point's value."""
+    if plan.kind is Kind.ANALOG:
+        return float(value)
+    if plan.kind is Kind.BINARY:
+        return bool(value == BinaryPV.active)
+    if plan.kind is Kind.MULTISTATE:
+        return int(value)
+    return str(value)
