@@ -198,9 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     _raise_open_file_limit()
     from gateway.server import serve
 
+    started = True
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, mapping))
-    return 0
+        started = asyncio.run(serve(settings, mapping))
+    return 0 if started else 3
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ class Housekeeping:
         self._scheduler.start()
 
     async def stop(self) -> None:
-        self._scheduler.shutdown(wait=False)
+        if self._scheduler.running:  # not when start-up failed before it started
+            self._scheduler.shutdown(wait=False)
 
     async def _prune(self) -> None:
         logs, meters = await self.central.prune_history()

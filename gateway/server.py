@@ -40,15 +40,18 @@ def uvicorn_config(app: FastAPI, settings: Settings, *, log_config: bool = True)
     )
 
 
-async def serve(settings: Settings, mapping: Mapping | None = None) -> None:
-    """Run the gateway until SIGINT or SIGTERM; SIGHUP re-reads the mapping file (`systemctl reload`)."""
+async def serve(settings: Settings, mapping: Mapping | None = None) -> bool:
+    """Run the gateway until SIGINT or SIGTERM; SIGHUP re-reads the mapping file (`systemctl reload`). False if
+    it could not start (the log says why)."""
     app = create_app(settings, mapping)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_mapping(app)))
+    server = uvicorn.Server(uvicorn_config(app, settings))
     try:
-        await uvicorn.Server(uvicorn_config(app, settings)).serve()
+        await server.serve()
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
+    return bool(server.started)
 
 
 async def _reload_mapping(app: FastAPI) -> None:

@@ -145,6 +145,19 @@ def test_run_refuses_bad_mapping_at_start(tmp_path: Path) -> None:
     assert f"{bad}:3: chargers[0].colour: unknown key" in result.stderr
 
 
+def test_run_stops_with_a_clear_error_when_bacnet_cannot_use_its_address(tmp_path: Path) -> None:
+    env = {
+        "GATEWAY_HTTP_HOST": "127.0.0.1",
+        "GATEWAY_HTTP_PORT": "0",
+        "GATEWAY_DATABASE": str(tmp_path / "db"),
+        "GATEWAY_BACNET_ADDRESS": "no-such-interface0",
+    }
+    result = _gateway_cli("run", env=env)
+    assert result.returncode == 3
+    assert "BACnet/IP cannot use address 'no-such-interface0'" in result.stderr
+    assert "GATEWAY_BACNET_ENABLED=false" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

@@ -101,18 +101,13 @@ class BacnetServer:
         """Bind the device, make the planned objects, and follow the point database from now on."""
         s = self.settings
         await self.prepare()
-        self.app = build_application(
-            address=s.bacnet_address,
-            port=s.bacnet_port,
-            device_id=s.bacnet_device_id,
-            name=s.bacnet_device_name,
-            description=s.bacnet_description,
-            location=s.bacnet_location,
-            vendor_id=s.bacnet_vendor_id,
-            vendor_name=s.bacnet_vendor_name,
-            model_name=s.bacnet_model_name,
-            version=__version__,
-        )
+        try:
+            self.app = self._build()
+        except (ValueError, RuntimeError) as error:  # bacpypes3 raises both for an address it cannot use
+            raise RuntimeError(
+                f"BACnet/IP cannot use address {s.bacnet_address!r}: {error}. Set GATEWAY_BACNET_ADDRESS to "
+                "ip/prefix (192.168.1.20/24) or an interface name, or GATEWAY_BACNET_ENABLED=false."
+            ) from None
         for point_id in list(self.plans):
             point = self.points.get(point_id)
             if point is not None:
@@ -124,6 +119,21 @@ class BacnetServer:
             s.bacnet_address,
             s.bacnet_port,
             len(self.objects) + 2,
+        )
+
+    def _build(self) -> GatewayApplication:
+        s = self.settings
+        return build_application(
+            address=s.bacnet_address,
+            port=s.bacnet_port,
+            device_id=s.bacnet_device_id,
+            name=s.bacnet_device_name,
+            description=s.bacnet_description,
+            location=s.bacnet_location,
+            vendor_id=s.bacnet_vendor_id,
+            vendor_name=s.bacnet_vendor_name,
+            model_name=s.bacnet_model_name,
+            version=__version__,
         )
 
     async def stop(self) -> None:
