@@ -671,14 +671,19 @@ class BacnetPeer:
         segmentation: str = "segmented-both",
         max_apdu: int = 1476,
         ready_timeout: float = DEFAULT_TIMEOUT,
+        bind: str | None = None,
+        prefix: Sequence[str] = (),
     ) -> BacnetPeer:
-        port = port or free_udp_port()
+        """Start the peer bound to 127.0.0.1:`port` (a free one when None) or to `bind` ("ip/prefix:port");
+        `prefix` runs it under another command (`ip netns exec <namespace>`)."""
+        bind = bind or f"127.0.0.1:{port or free_udp_port()}"
         process = await asyncio.create_subprocess_exec(
+            *prefix,
             sys.executable,
             "-m",
             "tests.bacnet_peer",
             "--bind",
-            f"127.0.0.1:{port}",
+            bind,
             "--device-id",
             str(device_id),
             "--segmentation",
@@ -691,7 +696,7 @@ class BacnetPeer:
             stderr=asyncio.subprocess.PIPE,
             limit=64 * 1024 * 1024,
         )
-        peer = cls(process, f"127.0.0.1:{port}")
+        peer = cls(process, bind)
         try:
             ready = await asyncio.wait_for(peer._read_ready(), ready_timeout)
         except Exception as exc:
