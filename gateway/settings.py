@@ -78,10 +78,11 @@ class Settings(BaseSettings):
     )
     bacnet_vendor_name: str = Field("ocpp-gateway", description="Vendor name.")
     bacnet_model_name: str = Field("ocpp-gateway", description="Model name.")
-    bacnet_unmapped_points: bool = Field(
-        True,
-        description="Give points the mapping does not place (a charger without a template, a meter series the "
-        "template does not list) objects of their own, named by point id; configuration keys only where mapped.",
+    bacnet_unmapped_points: Literal["listed", "all", "none"] = Field(
+        "listed",
+        description="Which points the mapping does not place get objects of their own, named by point id: those of "
+        "chargers the mapping lists (by id or pattern; a meter series the template leaves out, every point of an "
+        "entry without a template), 'all' (guest chargers too), or 'none'. Configuration keys only where mapped.",
     )
     bacnet_unmapped_base_instance: int = Field(
         1000000, ge=0, le=4194302, description="First instance for the objects of unmapped points."

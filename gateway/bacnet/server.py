@@ -82,6 +82,7 @@ class BacnetServer:
         self._placed: dict[str, dict[str, PlacedPoint]] = {}  # charger -> source text -> placement
         self._reserved: set[tuple[BacnetObjectType, int]] = set()  # instances the mapping places
         self._instances: dict[str, tuple[BacnetObjectType, int]] = {}  # point id -> kept dynamic instance
+        self._kept: set[tuple[BacnetObjectType, int]] = set()  # the instances kept for unmapped points
         self._next_instance: dict[BacnetObjectType, int] = {}
         self._commands: dict[str, list[Value]] = {}  # point id -> [relinquish default written, p1..p16]
         self._applying: dict[str, asyncio.Task[None]] = {}
@@ -152,6 +153,7 @@ class BacnetServer:
         for row in await self.store.fetch_all("SELECT point_id, object_type, instance FROM bacnet_objects"):
             object_type = BacnetObjectType(row["object_type"])
             self._instances[row["point_id"]] = (object_type, row["instance"])
+            self._kept.add((object_type, row["instance"]))
         for row in await self.store.fetch_all("SELECT point_id, priority, value FROM bacnet_commands"):
             slots = self._commands.setdefault(row["point_id"], [None] * 17)
             slots[row["priority"]] = json.loads(row["value"])
@@ -212,8 +214,11 @@ class BacnetServer:
         placed = self._placements(charger_id).get(source.text)
         if placed is not None and placed.bacnet is not None:
             return plan_mapped(placed, point.spec, charger_id)
-        if source.config_key is not None or not self.settings.bacnet_unmapped_points:
+        unmapped = self.settings.bacnet_unmapped_points
+        if source.config_key is not None or unmapped == "none":
             return None
+        if unmapped == "listed" and self.mapping.entry_for(charger_id) is None:
+            return None  # a guest charger: the BMS sees it once the mapping lists it
         if point.spec.writable and self.mapping.template_for(charger_id) is not None:
             return None  # a template that leaves out a writable point keeps BMS writes out of it
         _, instance = self._instance_for(point)
@@ -234,15 +239,15 @@ class BacnetServer:
         if kept is not None and kept[0] is object_type and not self._taken(kept):
             return kept
         instance = self._next_instance.get(object_type, self.settings.bacnet_unmapped_base_instance)
-        used = {key for key in self._instances.values()}
         while (
             (object_type, instance) in self._reserved
-            or (object_type, instance) in used
+            or (object_type, instance) in self._kept
             or self._taken((object_type, instance))
         ):
             instance += 1
         self._next_instance[object_type] = instance + 1
         self._instances[point.id] = (object_type, instance)
+        self._kept.add((object_type, instance))
         self.store.execute_nowait(
             "INSERT OR REPLACE INTO bacnet_objects (point_id, object_type, instance) VALUES (?, ?, ?)",
             (point.id, object_type.value, instance),
