@@ -301,10 +301,8 @@ class BacnetServer:
         """Present a point's value and quality on its object (for COV, the status flags change is announced
         too: bacpypes3 computes them from the reliability and only watches what is set)."""
         plan: ObjectPlan = obj._plan
-        if plan.commandable and self._in_command(plan.point_id) is not None:
-            value = self._in_command(plan.point_id)
-        else:
-            value = point.value
+        commanded = self._in_command(plan.point_id) if plan.commandable else None
+        value = point.value if commanded is None else commanded
         if value is not None or not plan.commandable:
             obj.presentValue = _bacnet_value(plan, value)
         old_flags = obj.statusFlags
