@@ -85,7 +85,7 @@ HEARTBEAT = "analog-value,1005"
 ONLINE = "binary-input,1000"
 
 
-def bacnet_settings(tmp_path: Path, port: int) -> Settings:
+def bacnet_settings(tmp_path: Path, port: int, **overrides: Any) -> Settings:
     return make_settings(
         tmp_path,
         bacnet_enabled=True,
@@ -93,6 +93,7 @@ def bacnet_settings(tmp_path: Path, port: int) -> Settings:
         bacnet_port=port,
         bacnet_device_id=DEVICE,
         bacnet_location="Plant room B2",
+        **overrides,
     )
 
 
@@ -493,3 +494,33 @@ def _yaml(data: dict[str, Any]) -> str:
     import yaml
 
     return yaml.safe_dump(data, sort_keys=False)
+
+
+async def test_a_limit_object_follows_its_point_when_the_charger_takes_watts(
+    tmp_path: Path, port: int, mapping: Mapping
+) -> None:
+    settings = bacnet_settings(tmp_path, port, read_configuration=True)
+    device = f"127.0.0.1:{port}"
+    async with (
+        bacnet_peer() as peer,
+        running(settings, mapping) as gateway,
+        connect_charger(gateway, "CP2", cls=Scripted) as charger,
+    ):
+        assert isinstance(charger, Scripted)
+        charger.config["ChargingScheduleAllowedChargingRateUnit"] = "Power"
+        await charger.boot()
+        await status(charger, "Available")
+        limit = ""
+        for _ in range(100):  # CP2 has no template: its limit has an object of its own
+            objects = await peer.read(device, f"device,{DEVICE}", "object-list")
+            values = [obj for obj in objects if obj.startswith("analog-value")]
+            rows = await peer.rpm(device, [(obj, ["object-name", "units"]) for obj in values])
+            named = {row[0]: row[3] for row in rows if row[1] == "object-name"}
+            limit = next((obj for obj, name in named.items() if name == "CP2/1/limit"), "")
+            if limit and await peer.read(device, limit, "units") == "watts":
+                break
+            await asyncio.sleep(0.05)
+        assert limit, "CP2/1/limit has no object"
+        assert await peer.read(device, limit, "units") == "watts"
+        assert await peer.read(device, limit, "relinquish-default") == 1_000_000.0
+        assert await peer.write(device, limit, "present-value", 7400, priority=8) is None

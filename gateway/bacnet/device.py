@@ -18,6 +18,7 @@ This module only speaks BACnet; what a point is and where a write goes is `gatew
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any, Protocol, cast
 
@@ -54,6 +55,7 @@ from bacpypes3.primitivedata import ObjectIdentifier, ObjectType, Unsigned
 
 from gateway.bacnet.objects import ObjectPlan
 from gateway.mapping import BacnetObjectType
+from points import PointSpec
 
 LOG = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class PointObject:
     """Mixed into each object class: the object's plan and where its writes go."""
 
     _plan: ObjectPlan
+    _spec: PointSpec
     _handler: WriteHandler
     _elements: dict[str, Any]
     _property_identifier_class: type
@@ -237,8 +240,6 @@ def _property_names(obj: Any, which: PropertyIdentifier) -> list[str]:
 
 
 def _has(obj: Any, name: str) -> bool:
-    import inspect
-
     return inspect.getattr_static(obj, name, None) is not None
 
 

@@ -168,12 +168,41 @@ class BacnetServer:
 
     def _changed(self, change: Change) -> None:
         point = change.point
-        obj = self.objects.get(point.id)
+        obj: Any = self.objects.get(point.id)
         if obj is None:
             self._ensure(point)
             return
-        if change.old.value != change.new.value or change.old.quality != change.new.quality:
+        if obj._spec != point.spec:
+            self._respec(obj, point)
+        if change.old != change.new:
             self._show(obj, point)
+
+    def _respec(self, obj: Any, point: Point) -> None:
+        """A point's description changed (a limit's unit once the charger says it takes W, a configuration
+        key's type): the object takes the new units, texts, description and limits; its type and number stay."""
+        obj._spec = point.spec
+        old: ObjectPlan = obj._plan
+        fresh = self.plan(point)
+        if fresh is None or fresh.key != old.key:
+            LOG.warning(
+                "%s changed so that its object %s no longer fits; it keeps its old description until a "
+                "restart",
+                point.id,
+                old.object_id,
+            )
+            return
+        fresh = replace(fresh, name=old.name)
+        obj._plan = self.plans[point.id] = fresh
+        obj.description = fresh.description
+        if fresh.kind is Kind.ANALOG:
+            obj.units = EngineeringUnits(fresh.units or "no-units")
+        elif fresh.kind is Kind.BINARY:
+            obj.inactiveText, obj.activeText = fresh.inactive_text, fresh.active_text
+        elif fresh.kind is Kind.MULTISTATE:
+            obj.numberOfStates = len(fresh.states)
+            obj.stateText = list(fresh.states)
+        if fresh.commandable:
+            self._show_priorities(obj)
 
     def _ensure(self, point: Point) -> None:
         plan = self.plans.get(point.id)
@@ -183,7 +212,7 @@ class BacnetServer:
                 return
         if self.app is None or point.id in self.objects:
             return
-        obj = self._make(plan)
+        obj = self._make(plan, point)
         self.objects[point.id] = obj
         self._show(obj, point)
 
@@ -236,7 +265,12 @@ class BacnetServer:
     def _instance_for(self, point: Point) -> tuple[BacnetObjectType, int]:
         object_type = dynamic_type(point.spec)
         kept = self._instances.get(point.id)
-        if kept is not None and kept[0] is object_type and not self._taken(kept):
+        own = self.plans.get(point.id)
+        if (
+            kept is not None
+            and kept[0] is object_type
+            and (not self._taken(kept) or (own and own.key == kept))
+        ):
             return kept
         instance = self._next_instance.get(object_type, self.settings.bacnet_unmapped_base_instance)
         while (
@@ -257,7 +291,7 @@ class BacnetServer:
     def _taken(self, key: tuple[BacnetObjectType, int]) -> bool:
         return key in self._keys
 
-    def _make(self, plan: ObjectPlan) -> PointObject:
+    def _make(self, plan: ObjectPlan, point: Point) -> PointObject:
         assert self.app is not None
         properties: dict[str, Any] = {
             "objectIdentifier": (plan.object_type.value, plan.instance),
@@ -287,6 +321,7 @@ class BacnetServer:
         object_class = OBJECT_CLASSES[plan.object_type]
         obj: Any = object_class(**properties)
         obj._plan = plan
+        obj._spec = point.spec  # what the plan was made from (`_respec` follows a change)
         obj._handler = self
         if plan.commandable:
             self._show_priorities(obj)
