@@ -67,6 +67,10 @@ class ChargerPoints:
         self._known_chargers.add(charger_id)
         for name in CHARGER_FIELDS:
             self._define(charger_id, resolve(name))
+        online = self.db.get(f"{charger_id}/online")
+        if online is not None and online.value is None:
+            # the gateway knows a charger it has not heard from is not connected
+            self.db.update(online.id, False, quality=Quality.GOOD, source="gateway")
         for point in self._template_points(charger_id).values():
             source = point.resolved
             if source.connector is not None:
@@ -140,17 +144,21 @@ class ChargerPoints:
     ) -> None:
         """Update one point of a charger (defined if needed)."""
         point_id = f"{charger_id}/{source}"
-        if point_id not in self.db:
-            self._define(charger_id, resolve(source))
+        point = self.db.get(point_id) or self._define(charger_id, resolve(source))
         self.db.update(
-            point_id, value, timestamp=timestamp, quality=self._quality(charger_id, value), source=origin
+            point_id,
+            value,
+            timestamp=timestamp,
+            quality=self._quality(charger_id, value, own=point.spec.own),
+            source=origin,
         )
 
-    def _quality(self, charger_id: str, value: object) -> Quality:
-        """A value is good while its charger is online; kept but `offline` while it is not."""
+    def _quality(self, charger_id: str, value: object, *, own: bool = False) -> Quality:
+        """A value is good while its charger is online; kept but `offline` while it is not (the gateway's own
+        points stay good)."""
         if value is None:
             return Quality.UNKNOWN
-        return Quality.GOOD if charger_id in self._online else Quality.OFFLINE
+        return Quality.GOOD if own or charger_id in self._online else Quality.OFFLINE
 
     def online(self, charger_id: str, online: bool) -> None:
         self.charger(charger_id)

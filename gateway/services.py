@@ -14,6 +14,7 @@ from gateway.settings import Settings
 from gateway.slots import ChargerSlots
 from gateway.smart_charging import SmartChargingService
 from gateway.store import Store
+from gateway.writes import BmsWrites
 from points import PointDatabase
 
 
@@ -39,8 +40,9 @@ class Services:
         self.central.after_transaction_start.append(self._transaction_started)
         self.commands.listeners.append(self._show_command)
         self.slots = ChargerSlots(store)
+        self.writes = BmsWrites(self.points, self.central.points)
         self.bacnet = (
-            BacnetServer(settings, self.points, store, self.slots, mapping)
+            BacnetServer(settings, self.points, store, self.slots, mapping, self.writes)
             if settings.bacnet_enabled
             else None
         )
@@ -63,6 +65,7 @@ class Services:
         await self.commands.close()
         if self.bacnet is not None:
             await self.bacnet.stop()
+        await self.writes.close()
 
     def _mapping_changed(self, mapping: Mapping) -> None:
         if self.bacnet is not None:

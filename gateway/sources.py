@@ -3,7 +3,7 @@
 A source is written the same way in the mapping file, in the API and in a point's id (`<charger>/<source>`):
 
 - charger values: `online`, `registration`, `vendor`, `model`, `serial_number`, `firmware_version`,
-  `firmware_status`, `diagnostics_status`, `last_command`, `last_command_status`
+  `firmware_status`, `diagnostics_status`, `last_command`, `last_command_status`, `write_status`
 - connector values (`0` is the charge point as a whole): `1/status`, `1/error_code`, `1/info`,
   `1/vendor_error_code`, `1/transaction_active`, `1/transaction_id`, `1/id_tag`, `1/session_energy`
 - smart charging per connector (seed 003 §6.3): `1/limit` and `1/smart_charging` (writable), `1/limit_unit`,
@@ -53,6 +53,8 @@ ERROR_CODES = (
 )
 REGISTRATION_STATES = ("Accepted", "Pending", "Rejected")
 COMMAND_OUTCOMES = ("accepted", "rejected", "not-supported", "timed-out", "offline", "failed")
+# A BMS write's outcome: `stored` is taken by the gateway but not sent yet (a limit while smart charging is off).
+WRITE_OUTCOMES = ("pending", "accepted", "stored", "rejected", "timed-out", "offline", "failed")
 LIMIT_UNITS = ("A", "W")
 PROFILE_KINDS = ("Absolute", "Recurring", "Relative")
 PROFILE_PURPOSES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
@@ -207,12 +209,19 @@ class _Field:
     writable: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    own: bool = False  # the gateway's own knowledge: stays good while the charger is offline
 
 
 CHARGER_FIELDS: dict[str, _Field] = {
     f.name: f
     for f in (
-        _Field("online", Kind.BINARY, "The charger is connected and talking", states=("offline", "online")),
+        _Field(
+            "online",
+            Kind.BINARY,
+            "The charger is connected and talking",
+            states=("offline", "online"),
+            own=True,
+        ),
         _Field("registration", Kind.MULTISTATE, "Answer to its last boot", states=REGISTRATION_STATES),
         _Field("vendor", Kind.STRING, "Vendor (BootNotification)"),
         _Field("model", Kind.STRING, "Model (BootNotification)"),
@@ -220,9 +229,20 @@ CHARGER_FIELDS: dict[str, _Field] = {
         _Field("firmware_version", Kind.STRING, "Firmware version (BootNotification)"),
         _Field("firmware_status", Kind.STRING, "Last FirmwareStatusNotification"),
         _Field("diagnostics_status", Kind.STRING, "Last DiagnosticsStatusNotification"),
-        _Field("last_command", Kind.STRING, "Last command sent and its answer"),
+        _Field("last_command", Kind.STRING, "Last command sent and its answer", own=True),
         _Field(
-            "last_command_status", Kind.MULTISTATE, "Outcome of the last command", states=COMMAND_OUTCOMES
+            "last_command_status",
+            Kind.MULTISTATE,
+            "Outcome of the last command",
+            states=COMMAND_OUTCOMES,
+            own=True,
+        ),
+        _Field(
+            "write_status",
+            Kind.MULTISTATE,
+            "Outcome of the last BMS write (BACnet or Modbus): pending until the charger answers",
+            states=WRITE_OUTCOMES,
+            own=True,
         ),
     )
 }
@@ -294,6 +314,7 @@ class Source:
             minimum=f.minimum,
             maximum=f.maximum,
             states=f.states,
+            own=f.own,
         )
 
 

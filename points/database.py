@@ -222,10 +222,11 @@ class PointDatabase:
         return self._set_quality(self._points[point_id], Quality.STALE, source)
 
     def mark_offline(self, prefix: str) -> int:
-        """Mark every point under `prefix` OFFLINE, keeping the values; returns how many changed."""
+        """Mark every point under `prefix` OFFLINE, keeping the values (but the gateway's `own` points); returns
+        how many changed."""
         changed = 0
         for point in self._under(prefix):
-            if point.quality is not Quality.OFFLINE:
+            if point.quality is not Quality.OFFLINE and not point.spec.own:
                 point.stale_before_offline = point.quality is Quality.STALE
                 changed += self._set_quality(point, Quality.OFFLINE, "gateway")
         return changed

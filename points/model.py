@@ -30,7 +30,8 @@ class Quality(StrEnum):
 @dataclass(frozen=True)
 class PointSpec:
     """A point's description. `states` are the texts of a multistate point (state n is `states[n - 1]`);
-    `minimum`/`maximum` bound writes to an analog point."""
+    `minimum`/`maximum` bound writes to an analog point. An `own` point is the gateway's own knowledge (is the
+    source connected, how did a command end): it keeps its quality while its source is offline."""
 
     id: str
     name: str
@@ -41,6 +42,7 @@ class PointSpec:
     minimum: float | None = None
     maximum: float | None = None
     states: tuple[str, ...] = ()
+    own: bool = False
 
 
 Value: TypeAlias = float | bool | int | str | None

@@ -456,6 +456,19 @@ def test_mark_offline_and_online() -> None:
     ]
 
 
+def test_the_gateways_own_points_keep_their_quality_offline() -> None:
+    db = PointDatabase()
+    online = db.define(PointSpec("CP1/online", "Online", Kind.BINARY, own=True))
+    energy = db.define(ENERGY)
+    db.update("CP1/online", True)
+    db.update("CP1/energy", 7.0)
+
+    assert db.mark_offline("CP1/") == 1
+    assert (online.quality, energy.quality) == (Quality.GOOD, Quality.OFFLINE)
+    assert db.mark_online("CP1/") == 1
+    assert online.quality is Quality.GOOD
+
+
 def test_mark_online_leaves_points_that_are_not_offline() -> None:
     db = PointDatabase()
     point = db.define(ENERGY)

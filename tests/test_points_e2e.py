@@ -368,7 +368,10 @@ async def test_points_go_offline_and_come_back(
     assert (body["value"], body["quality"]) == (False, "good")
     body = await api_point(api, "CP1/1/status")
     assert (body["value"], body["text"], body["quality"]) == (3, "Charging", "offline")
-    assert point(gateway, "CP2/online").quality is Quality.UNKNOWN  # another charger's points are untouched
+    # another charger's points are untouched: CP2, never connected, is known offline, its status unknown
+    cp2_online = point(gateway, "CP2/online")
+    assert (cp2_online.value, cp2_online.quality) == (False, Quality.GOOD)
+    assert point(gateway, "CP2/registration").quality is Quality.UNKNOWN
 
     async with charger("CP1") as cp:
         await until(lambda: online.value is True)

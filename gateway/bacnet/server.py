@@ -9,16 +9,15 @@ command service.
 - **Values** follow the database's change notifications; no polling. Offline, stale or never-received values
   set the status flags' fault bit and a reliability (communication-failure, unreliable-other).
 - **Writes** are checked against the point before they are acknowledged (write-access-denied, value-out-of-range,
-  invalid-data-type), then carried to the charger in the background: a BACnet client waits seconds at most,
-  a charger may take longer. The outcome shows in the point's status points (`<n>/limit_status`,
-  `last_command_status`). A commandable object keeps its 16-level priority array and relinquish default in
-  SQLite; whenever the value in command changes (a write, a relinquish, relinquishing every priority) that value
-  is applied. While no priority is in command the object shows the point's own value.
+  invalid-data-type), then carried to the charger in the background by `gateway.writes`: a BACnet client waits
+  seconds at most, a charger may take longer. The outcome shows in the charger's `write_status` point (and
+  `<n>/limit_status`, `last_command_status`). A commandable object keeps its 16-level priority array and
+  relinquish default in SQLite; whenever the value in command changes (a write, a relinquish, relinquishing every
+  priority) that value is applied. While no priority is in command the object shows the point's own value.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import replace
@@ -44,6 +43,7 @@ from gateway.settings import Settings
 from gateway.slots import ChargerSlots
 from gateway.sources import SourceProblem, resolve
 from gateway.store import Store
+from gateway.writes import BmsWrites
 from points import Change, Kind, Point, PointDatabase, Quality, Value, WriteError, WriteErrorCode
 
 LOG = logging.getLogger(__name__)
@@ -67,10 +67,17 @@ class BacnetServer:
     """The device, its point objects and the way back from a BMS write to the charger."""
 
     def __init__(
-        self, settings: Settings, points: PointDatabase, store: Store, slots: ChargerSlots, mapping: Mapping
+        self,
+        settings: Settings,
+        points: PointDatabase,
+        store: Store,
+        slots: ChargerSlots,
+        mapping: Mapping,
+        writes: BmsWrites,
     ) -> None:
         self.settings = settings
         self.points = points
+        self.writes = writes
         self.store = store
         self.slots = slots
         self.mapping = mapping
@@ -85,8 +92,6 @@ class BacnetServer:
         self._kept: set[tuple[BacnetObjectType, int]] = set()  # the instances kept for unmapped points
         self._next_instance: dict[BacnetObjectType, int] = {}
         self._commands: dict[str, list[Value]] = {}  # point id -> [relinquish default written, p1..p16]
-        self._applying: dict[str, asyncio.Task[None]] = {}
-        self._to_apply: dict[str, Value] = {}
         self._stop_listening: Any = None
 
     # -- life cycle ------------------------------------------------------------------------------------------
@@ -141,10 +146,6 @@ class BacnetServer:
         if self._stop_listening is not None:
             self._stop_listening()
             self._stop_listening = None
-        tasks = list(self._applying.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         if self.app is not None:
             self.app.close()
             self.app = None
@@ -368,7 +369,7 @@ class BacnetServer:
         else:
             point_value = self._checked(plan, value)
         if not plan.commandable:
-            self._apply(plan.point_id, point_value)
+            self.writes.submit(plan.point_id, point_value, "bacnet")
             return
         before = self._in_command(plan.point_id)
         slots = self._commands.setdefault(plan.point_id, [None] * 17)
@@ -385,7 +386,7 @@ class BacnetServer:
         self._show_priorities(obj)
         after = self._in_command(plan.point_id)
         if after is not None and after != before:
-            self._apply(plan.point_id, after)
+            self.writes.submit(plan.point_id, after, "bacnet")
         point = self.points.get(plan.point_id)
         if point is not None:
             self._show(obj, point)
@@ -394,7 +395,7 @@ class BacnetServer:
         """A BACnet value as the point's value, checked as the point database checks a write."""
         try:
             candidate = _point_value(plan, value)
-            _, coerced = self.points.check_write(plan.point_id, candidate)
+            _, coerced = self.writes.check(plan.point_id, candidate)
         except WriteError as error:
             LOG.info("BACnet write to %s refused: %s", plan.point_id, error)
             raise PropertyError(_WRITE_ERRORS[error.code]) from None
@@ -433,27 +434,6 @@ class BacnetServer:
         relinquish = self._relinquish_default(plan)
         if relinquish is not None:
             obj.relinquishDefault = _bacnet_value(plan, relinquish)
-
-    def _apply(self, point_id: str, value: Value) -> None:
-        """Carry a value to the charger; while one write is on its way, only the newest waiting one follows."""
-        self._to_apply[point_id] = value
-        if point_id not in self._applying:
-            task = asyncio.create_task(self._applier(point_id), name=f"bacnet-write-{point_id}")
-            self._applying[point_id] = task
-
-    async def _applier(self, point_id: str) -> None:
-        try:
-            while point_id in self._to_apply:
-                value = self._to_apply.pop(point_id)
-                try:
-                    result = await self.points.write(point_id, value, source="bacnet")
-                    LOG.info("BACnet write %s = %s: %s", point_id, value, result)
-                except WriteError as error:
-                    LOG.warning("BACnet write %s = %s refused: %s", point_id, value, error)
-                except Exception:
-                    LOG.exception("BACnet write %s = %s failed", point_id, value)
-        finally:
-            self._applying.pop(point_id, None)
 
 
 def _bacnet_value(plan: ObjectPlan, value: Value) -> Any:
