@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from gateway import __version__
 from gateway.layout import Layout, expand
-from gateway.mapping import Mapping, load_mapping
+from gateway.mapping import GATEWAY_BLOCK_WIDTH, Mapping, load_mapping
 from gateway.settings import Settings
 from gateway.yamlsource import SourceError
 
@@ -93,7 +93,8 @@ def _summary(path: Path, mapping: Mapping) -> str:
         f"  authorization: {auth.mode.value}, whitelist {len(auth.whitelist)}, blacklist {len(auth.blacklist)}\n"
         f"  templates: {len(mapping.templates)}{f' ({templates})' if templates else ''}\n"
         f"  {_bacnet_summary(layout)}\n"
-        f"  {_modbus_summary(layout)}"
+        f"  {_modbus_summary(layout)}\n"
+        f"  {_gateway_block_summary(mapping)}"
     )
 
 
@@ -122,6 +123,17 @@ def _modbus_summary(layout: Layout) -> str:
 
 
 _TABLES = ("input", "holding", "coil", "discrete-input")
+
+
+def _gateway_block_summary(mapping: Mapping) -> str:
+    from gateway.modbus.registers import RegisterMap
+
+    registers = RegisterMap(mapping)
+    start = registers.gateway_start
+    return (
+        f"Modbus gateway block: registers {start}-{start + GATEWAY_BLOCK_WIDTH - 1}, layout version "
+        f"{registers.layout_version}, checksum {registers.checksum:08X}"
+    )
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from gateway.mapping import (
+    GATEWAY_BLOCK_WIDTH,
     MAX_ADDRESS,
     MAX_INSTANCE,
     MAX_UNIT,
@@ -299,6 +300,7 @@ def check(mapping: Mapping) -> list[Problem]:
     _check_ranges(mapping, layout, problems)
     _check_bacnet_clashes(mapping, layout, problems)
     _check_modbus_overlaps(mapping, layout, problems)
+    _check_gateway_block(mapping, layout, problems)
     return problems
 
 
@@ -811,6 +813,24 @@ def _check_modbus_overlaps(mapping: Mapping, layout: Layout, problems: list[Prob
                 _clash(mapping, grouped, first, second, "modbus", reason)
             if holder is None or here.end > _address(holder[1]).end:
                 holder = (order, placed)
+    grouped.into(problems)
+
+
+def _check_gateway_block(mapping: Mapping, layout: Layout, problems: list[Problem]) -> None:
+    """The gateway block sits in the input and holding registers of every unit: no point may use its addresses."""
+    start = mapping.modbus.gateway_block
+    end = start + GATEWAY_BLOCK_WIDTH
+    grouped = _Grouped()
+    for placed in layout.points:
+        address = placed.modbus
+        if address is None or address.table.holds_bits or address.end <= start or address.address >= end:
+            continue
+        grouped.add(
+            ("gateway_block", placed.entry_index),
+            ("modbus", "gateway_block"),
+            f"the gateway block (input and holding registers {start}-{end - 1} in every unit) overlaps "
+            f"{address} of {_label(mapping, placed)} (unit {address.unit}): move the block or the charger",
+        )
     grouped.into(problems)
 
 

@@ -57,6 +57,7 @@ MAX_ADDRESS = 65_535  # the last Modbus address (addresses are the protocol's, c
 MAX_UNIT = 247  # the last Modbus unit (slave) id
 DEFAULT_SLOTS = 10  # chargers a pattern entry can hold when it does not say
 DEFAULT_STRIDE = 100  # instances or registers between a pattern's slots when it does not say
+GATEWAY_BLOCK_WIDTH = 14  # registers of the Modbus gateway block (gateway/modbus/registers.py lays it out)
 
 
 class BacnetObjectType(StrEnum):
@@ -478,6 +479,26 @@ class Authorization(StrictModel):
     blacklist: list[IdTagItem] = Field(default_factory=list)
 
 
+class ModbusMap(StrictModel):
+    """Settings of the Modbus register map as a whole."""
+
+    layout_version: int = Field(
+        1,
+        ge=0,
+        le=65_535,
+        description="Your number for this register layout: raise it whenever you change a register. The gateway "
+        "block shows it (with a checksum of the layout), so a BMS can check it reads the map it was set up for.",
+    )
+    gateway_block: int = Field(
+        9000,
+        ge=0,
+        le=MAX_ADDRESS + 1 - GATEWAY_BLOCK_WIDTH,
+        description=f"First address of the gateway block ({GATEWAY_BLOCK_WIDTH} registers: identification, "
+        "versions, charger counts, uptime), served as input and as read-only holding registers in every unit the "
+        "map uses (and unit 1). The default 9000 is '39001'/'49001' in 1-based 5-digit lists.",
+    )
+
+
 class Mapping(StrictModel):
     """The whole mapping file."""
 
@@ -487,6 +508,7 @@ class Mapping(StrictModel):
     )
     chargers: list[KnownCharger] = Field(default_factory=list)
     authorization: Authorization = Field(default_factory=Authorization)
+    modbus: ModbusMap = Field(default_factory=ModbusMap, description="The Modbus register map as a whole.")
 
     def entry_index(self, charger_id: str) -> int | None:
         """The index of the entry a charger falls under: its exact id first, then patterns in file order (as

@@ -10,6 +10,7 @@ from gateway.configuration import Configuration
 from gateway.connections import Connections
 from gateway.local_list import LocalLists
 from gateway.mapping import Mapping
+from gateway.modbus.server import ModbusServer
 from gateway.settings import Settings
 from gateway.slots import ChargerSlots
 from gateway.smart_charging import SmartChargingService
@@ -46,6 +47,11 @@ class Services:
             if settings.bacnet_enabled
             else None
         )
+        self.modbus = (
+            ModbusServer(settings, self.points, self.slots, mapping, self.writes)
+            if settings.modbus_enabled
+            else None
+        )
         self.central.mapping_listeners.append(self._mapping_changed)
 
     async def load(self) -> None:
@@ -59,10 +65,14 @@ class Services:
         await self.load()
         if self.bacnet is not None:
             await self.bacnet.start()
+        if self.modbus is not None:
+            await self.modbus.start()
 
     async def stop(self) -> None:
         await self.connections.close_all()
         await self.commands.close()
+        if self.modbus is not None:
+            await self.modbus.stop()
         if self.bacnet is not None:
             await self.bacnet.stop()
         await self.writes.close()
@@ -70,6 +80,8 @@ class Services:
     def _mapping_changed(self, mapping: Mapping) -> None:
         if self.bacnet is not None:
             self.bacnet.use_mapping(mapping)
+        if self.modbus is not None:
+            self.modbus.use_mapping(mapping)
 
     def _booted(self, charger_id: str) -> None:
         self.commands.spawn(self._follow_boot(charger_id), name=f"after-boot-{charger_id}")

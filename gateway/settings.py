@@ -87,6 +87,16 @@ class Settings(BaseSettings):
     bacnet_unmapped_base_instance: int = Field(
         1000000, ge=0, le=4194302, description="First instance for the objects of unmapped points."
     )
+    modbus_enabled: bool = Field(True, description="Serve the points over Modbus TCP.")
+    modbus_host: str = Field("0.0.0.0", description="Address the Modbus TCP server listens on.")
+    modbus_port: int = Field(
+        5020, ge=0, le=65535, description="Modbus TCP port (502 is the standard one; it needs privileges)."
+    )
+    modbus_read_gaps: bool = Field(
+        False,
+        description="A read that spans addresses the map does not use reads them as 0 (default: exception 2), for "
+        "clients that poll one long block.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level: debug (every OCPP frame too), info, warning or error."
     )

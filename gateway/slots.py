@@ -34,6 +34,10 @@ class ChargerSlots:
         """The chargers holding slots of a pattern, by slot."""
         return dict(self._by_pattern.get(pattern, {}))
 
+    def holder(self, pattern: str, slot: int) -> str | None:
+        """The charger holding a slot of a pattern, if any."""
+        return self._by_pattern.get(pattern, {}).get(slot)
+
     def slot_for(self, mapping: Mapping, charger_id: str) -> int | None:
         """The charger's slot in the entry it falls under (0 for an entry listed by id), taking a free one the
         first time; None if it falls under no entry or its pattern's slots are all taken."""

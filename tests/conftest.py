@@ -54,8 +54,9 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "response_timeout": 2,
         # Most tests script every frame a charger sees; the configuration read after boot is tested on its own.
         "read_configuration": False,
-        # BACnet tests switch the device on, on a port of their own.
+        # BACnet and Modbus tests switch their server on, on a port of their own.
         "bacnet_enabled": False,
+        "modbus_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)

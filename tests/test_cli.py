@@ -91,13 +91,14 @@ def test_check_example_mapping() -> None:
     assert result.returncode == 0, result.stderr
     assert "mappings/example.yaml: OK" in result.stdout
     assert "C1-*" in result.stdout
-    assert "templates: 5 (generic-ac-1: 17 points, generic-ac-2: 33 points, amina: 18 points" in result.stdout
-    # every slot of the patterns counts: 95 objects for the chargers by id, 18 for each of 30 slots
-    assert "BACnet: 635 objects (instances 1000-20930)" in result.stdout
+    assert "templates: 5 (generic-ac-1: 18 points, generic-ac-2: 34 points, amina: 19 points" in result.stdout
+    # every slot of the patterns counts: 99 objects for the chargers by id, 19 for each of 30 slots
+    assert "BACnet: 669 objects (instances 1000-20930)" in result.stdout
     assert (
-        "Modbus: 1032 registers (input 856, holding 72, coil 34, discrete-input 70) in units 1, 2, 10-29"
+        "Modbus: 1066 registers (input 924, holding 72, coil 34, discrete-input 36) in units 1, 2, 10-29"
         in result.stdout
     )
+    assert "Modbus gateway block: registers 9000-9013, layout version 1, checksum " in result.stdout
 
 
 def test_check_summary_without_templates(tmp_path: Path) -> None:

@@ -55,17 +55,17 @@ def test_example_assigns_a_template_to_every_seed_charger(example: Mapping) -> N
         "TEST-*": None,
     }
     assert {name: len(t.points) for name, t in example.templates.items()} == {
-        "generic-ac-1": 17,
-        "generic-ac-2": 33,
-        "amina": 18,
-        "ac-smart": 19,
-        "sicharge-d": 26,
+        "generic-ac-1": 18,
+        "generic-ac-2": 34,
+        "amina": 19,
+        "ac-smart": 20,
+        "sicharge-d": 27,
     }
 
 
 def test_example_counts_every_slot_of_its_patterns(layout: Layout) -> None:
-    # 17 + 33 + 19 + 26 objects for the chargers by id, 18 for each of C1-*'s 20 and M1-*'s 10 slots
-    assert len(layout.bacnet_objects) == 17 + 33 + 19 + 26 + 18 * 30
+    # 18 + 34 + 20 + 27 objects for the chargers by id, 19 for each of C1-*'s 20 and M1-*'s 10 slots
+    assert len(layout.bacnet_objects) == 18 + 34 + 20 + 27 + 19 * 30
     instances = [placed.bacnet[1] for placed in layout.bacnet_objects if placed.bacnet is not None]
     assert (min(instances), max(instances)) == (1000, 20930)
     assert len(set(placed.bacnet for placed in layout.bacnet_objects)) == len(instances)
@@ -80,7 +80,7 @@ def test_example_cp1_numbers(example: Mapping, layout: Layout) -> None:
     assert energy.units == "watt-hours"
     assert energy.object_name() == "CP1/C1 Energy"
     assert points["online"].bacnet == (BI, 1000)
-    assert points["online"].modbus == ModbusAddress(1, ModbusTable.DISCRETE_INPUT, 0, 1)
+    assert points["online"].modbus == ModbusAddress(1, ModbusTable.INPUT, 0, 1)
     assert points["1/status"].bacnet == (MSI, 1010)
     assert points["1/limit"].bacnet == (AV, 1024)
     assert points["1/limit"].modbus == ModbusAddress(1, ModbusTable.HOLDING, 24, 2)
@@ -111,7 +111,7 @@ def test_example_pattern_slots(example: Mapping, layout: Layout) -> None:
     assert amina_c["online"].charger == "C1-1234567890"
     assert amina_c["online"].slot == 3
     assert amina_c["online"].bacnet == (BI, 10300)
-    assert amina_c["online"].modbus == ModbusAddress(13, ModbusTable.DISCRETE_INPUT, 0, 1)
+    assert amina_c["online"].modbus == ModbusAddress(13, ModbusTable.INPUT, 0, 1)
     rotary = amina_c["config/Cst_MaxCurrentRotarySwitchSetting"]
     assert rotary.bacnet == (AI, 10307)
     assert rotary.modbus == ModbusAddress(13, ModbusTable.INPUT, 7, 1)
