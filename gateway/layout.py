@@ -825,11 +825,13 @@ def _check_gateway_block(mapping: Mapping, layout: Layout, problems: list[Proble
         address = placed.modbus
         if address is None or address.table.holds_bits or address.end <= start or address.address >= end:
             continue
+        given = "gateway_block" in mapping.modbus.model_fields_set
         grouped.add(
             ("gateway_block", placed.entry_index),
-            ("modbus", "gateway_block"),
+            ("modbus", "gateway_block") if given else _entry_location(mapping, placed, "modbus"),
             f"the gateway block (input and holding registers {start}-{end - 1} in every unit) overlaps "
-            f"{address} of {_label(mapping, placed)} (unit {address.unit}): move the block or the charger",
+            f"{address} of {_label(mapping, placed)} (unit {address.unit}): move the charger, or the block "
+            f"with modbus: {{gateway_block: ...}}",
         )
     grouped.into(problems)
 

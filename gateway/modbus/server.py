@@ -22,12 +22,16 @@ A write is acknowledged once checked; the charger's answer comes later, in its `
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from pymodbus.constants import ExcCodes
+from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
 from pymodbus.pdu.device import ModbusDeviceIdentification
+from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import SimData, SimDevice
 
@@ -298,6 +302,30 @@ class _Datastore:
         return self.server.write(device_id, func_code, address, values)
 
 
+def _counted_in_datastore(request: type[ModbusPDU]) -> type[ModbusPDU]:
+    """A read request whose count is checked by our datastore, not while decoding: pymodbus answers a count
+    beyond the protocol's limit with exception 1 for function code 0, where the protocol wants exception 3
+    for the request's own function code."""
+
+    class Request(request):  # type: ignore[valid-type,misc]
+        def decode(self, data: bytes) -> None:
+            self.address, self.count = struct.unpack(">HH", data[:4])
+
+    Request.__name__ = request.__name__
+    return Request
+
+
+_READ_REQUESTS = [
+    _counted_in_datastore(request)
+    for request in (
+        ReadCoilsRequest,
+        ReadDiscreteInputsRequest,
+        ReadHoldingRegistersRequest,
+        ReadInputRegistersRequest,
+    )
+]
+
+
 class _TcpServer(ModbusTcpServer):
     """pymodbus's TCP server with our datastore in place of its simulator (which keeps a copy of every value).
     pymodbus builds its context from a SimDevice; the request handlers then only call the context's
@@ -307,7 +335,7 @@ class _TcpServer(ModbusTcpServer):
         self, datastore: _Datastore, address: tuple[str, int], identity: ModbusDeviceIdentification
     ) -> None:
         placeholder = SimDevice(0, simdata=[SimData(0)])
-        super().__init__(placeholder, address=address, identity=identity)
+        super().__init__(placeholder, address=address, identity=identity, custom_pdu=_READ_REQUESTS)
         self.context = datastore  # type: ignore[assignment]
 
 
