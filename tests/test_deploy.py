@@ -16,13 +16,12 @@ def test_the_example_environment_file_sets_every_setting() -> None:
     lines = (ROOT / "deploy" / "gateway.env").read_text(encoding="utf-8").splitlines()
     names = {line.split("=", 1)[0].strip("# ") for line in lines if re.match(r"#? ?GATEWAY_[A-Z_]+=", line)}
     assert names == SETTINGS
-    Settings(
-        **{  # and every value there is one the settings take
-            line.split("=", 1)[0].removeprefix("GATEWAY_").lower(): line.split("=", 1)[1]
-            for line in lines
-            if line.startswith("GATEWAY_") and line.split("=", 1)[1]
-        }
-    )
+    values = {
+        line.split("=", 1)[0].removeprefix("GATEWAY_").lower(): line.split("=", 1)[1]
+        for line in lines
+        if line.startswith("GATEWAY_") and line.split("=", 1)[1]
+    }
+    Settings.model_validate(values)  # every value there is one the settings take
 
 
 def test_the_readme_lists_every_setting() -> None:
