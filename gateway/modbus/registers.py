@@ -282,6 +282,13 @@ class RegisterMap:
             for word in range(register.where.width):
                 cells[register.where.address + word] = (register, word)
         self.units: tuple[int, ...] = tuple(sorted({r.where.unit for r in registers} | {1}))
+        # each charger's block once: (pattern, slot) for a pattern's slot, (None, charger id) for a listed one
+        self.blocks: tuple[tuple[str | None, int | str], ...] = tuple(
+            dict.fromkeys(
+                (r.pattern, r.placed.slot) if r.pattern is not None else (None, r.placed.charger or "")
+                for r in registers
+            )
+        )
         self.gateway_start = mapping.modbus.gateway_block
         self.layout_version = mapping.modbus.layout_version
 

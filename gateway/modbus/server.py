@@ -210,13 +210,14 @@ class ModbusServer:
             pending=self.writes.busy(),
         )
 
-    def _chargers(self) -> set[str]:
+    def _chargers(self) -> list[str]:
         """The chargers the map holds: those listed by id with registers, and those holding a pattern's slot."""
-        found: set[str] = set()
-        for register in self.map.registers:
-            charger = self._point_id(register)
-            if charger is not None:
-                found.add(charger.partition("/")[0])
+        found = []
+        for pattern, where in self.map.blocks:
+            if pattern is None:
+                found.append(str(where))
+            elif (holder := self.slots.holder(pattern, int(where))) is not None:
+                found.append(holder)
         return found
 
     # -- writes ----------------------------------------------------------------------------------------------
