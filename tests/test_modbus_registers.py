@@ -100,6 +100,7 @@ def test_values_in_registers(registers: RegisterMap, source: str, value: Any, wo
         ("1/meter/Current.Import/L1", [0x8000]),
         ("1/session_energy", [0xFFFF, 0xFFFF]),
         ("1/meter/Temperature", [0x8000, 0x0000]),
+        ("1/meter/Energy.Active.Import.Register", [0xFFFF, 0xFFFF]),
         ("1/meter/Power.Active.Import", [0x7FC0, 0x0000]),
         ("1/id_tag", [0, 0, 0]),
         ("1/transaction_active", [False]),
@@ -130,6 +131,29 @@ def test_a_number_the_type_cannot_hold_reads_as_the_sentinel(
 ) -> None:
     register = cp1(registers, source)
     assert register.encode(value, GOOD) == register.encode(None, Quality.UNKNOWN)
+
+
+def test_little_endian_sentinels_are_in_the_points_word_order() -> None:
+    points = [
+        {"source": "1/meter/Temperature", "modbus": {"table": "input", "offset": 0, "type": "int32",
+                                                     "word_order": "little"}},
+        {"source": "1/limit", "writable": True, "modbus": {"table": "holding", "offset": 4, "type": "float32",
+                                                           "word_order": "little"}},
+    ]  # fmt: skip
+    mapping = Mapping.model_validate(
+        {
+            "templates": {"t": {"points": points}},
+            "chargers": [{"id": "CP1", "template": "t", "modbus": {"base_address": 0}}],
+        }
+    )
+    temperature, limit = RegisterMap(mapping).registers[1], RegisterMap(mapping).registers[0]
+    assert (temperature.source, limit.source) == ("1/meter/Temperature", "1/limit")
+    assert temperature.encode(None, Quality.UNKNOWN) == [0x0000, 0x8000]
+    assert temperature.encode(32768.0, GOOD) == [0x8000, 0x0000]  # a value, not the sentinel
+    assert limit.encode(None, Quality.OFFLINE) == [0x0000, 0x7FC0]
+    with pytest.raises(BadValue, match="sentinel"):
+        limit.decode([0x0000, 0x7FC0])
+    assert limit.decode(limit.encode(16.0, GOOD)) == 16.0
 
 
 # -- reading writes back ----------------------------------------------------------------------------------------

@@ -144,13 +144,11 @@ class Register:
                 return data.decode("utf-8")
             except UnicodeDecodeError:
                 raise BadValue("the registers are not UTF-8 text") from None
+        if len(words) == 2 and self.word_order is WordOrder.LITTLE:
+            words.reverse()  # high word first from here on
         if tuple(words) == SENTINELS[rtype]:
             raise BadValue("the sentinel means 'no value': it cannot be written")
-        if len(words) == 2:
-            high, low = words if self.word_order is WordOrder.BIG else reversed(words)
-            raw = (high << 16) | low
-        else:
-            raw = words[0]
+        raw = (words[0] << 16) | words[1] if len(words) == 2 else words[0]
         number: float
         if rtype is ModbusType.FLOAT32:
             number = float(struct.unpack(">f", raw.to_bytes(4, "big"))[0])
@@ -173,7 +171,8 @@ class Register:
         rtype = self.type
         if rtype is ModbusType.STRING or rtype is None:
             return [0] * self.where.width
-        return list(SENTINELS[rtype])
+        words = SENTINELS[rtype]
+        return self._ordered((words[0], words[1])) if len(words) == 2 else list(words)
 
     def _ordered(self, words: tuple[int, int]) -> Words:
         high, low = words
@@ -309,6 +308,7 @@ class RegisterMap:
             assert register is not None
             lines.append(
                 f"{r.where.unit} {r.where.table.value} {r.where.address} {r.where.width} {r.type} {r.scale} "
-                f"{r.word_order.value} {r.label} {r.source} {r.writable}"
+                f"{r.word_order.value} {r.label} {r.source} {r.writable} {r.kind.value} "
+                f"{len(r.placed.source.field.states)}"
             )
         return zlib.crc32("\n".join(lines).encode("utf-8"))
