@@ -1,4 +1,5 @@
-"""`ocpp-gateway`: run the gateway, check a mapping file, or export the BACnet point list (EDE)."""
+"""`ocpp-gateway`: run the gateway, check a mapping file, or export the BACnet point list (EDE) or the Modbus
+register list (CSV and Markdown)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("directory", type=Path, metavar="DIR", help="directory to write the files to")
     _settings_options(export)
+    export_modbus = commands.add_parser(
+        "export-modbus",
+        help="write the Modbus register list (CSV and Markdown)",
+        description="Write every register the Modbus server serves for the mapping (GATEWAY_MAPPING or "
+        "--mapping): the gateway block, then each charger's and each pattern slot's registers, with address, "
+        "1-based reference, type, scale, word order, unit, access, range and sentinel. FILE gets the CSV and "
+        "FILE with suffix .md the same list as Markdown; a FILE ending in .md gets the Markdown and the CSV goes "
+        "beside it (suffix .csv). No socket is bound.",
+    )
+    export_modbus.add_argument("file", type=Path, metavar="FILE", help="file to write the list to")
+    _settings_options(export_modbus)
     commands.add_parser(
         "schema",
         help="print the mapping file's JSON schema",
@@ -162,6 +174,24 @@ def _export_ede(settings: Settings, directory: Path) -> int:
     return 0
 
 
+def _export_modbus(settings: Settings, path: Path) -> int:
+    mapping = _load(settings.mapping)
+    if mapping is None:
+        return 1
+    from gateway.modbus.export import export_modbus, list_paths
+    from gateway.modbus.registers import RegisterMap
+
+    try:
+        rows = export_modbus(mapping, path)
+    except OSError as exc:
+        print(f"cannot write the register list: {exc}", file=sys.stderr)
+        return 1
+    chargers = len({register.label for register in RegisterMap(mapping).registers})
+    other = next(written for written in list_paths(path) if written != path)
+    print(f"Modbus register list: {rows} registers of {chargers} chargers/slots in {path} and {other}")
+    return 0
+
+
 def _raise_open_file_limit() -> None:
     """Each charger holds a socket: lift the soft limit on open files (often 1024) to the hard limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -196,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "export-ede":
         return _export_ede(settings, args.directory)
+    if args.command == "export-modbus":
+        return _export_modbus(settings, args.file)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
