@@ -151,6 +151,8 @@ class SmartChargingService:
             return WriteResult(
                 True, "stored", "smart charging is disabled: the limit is sent once it is enabled"
             )
+        if settings.limit is None:
+            return WriteResult(True, "stored", "smart charging is enabled: a limit is sent once one is set")
         return WriteResult(status.startswith("Accepted") or status.startswith("Waiting"), status)
 
     # -- sending ---------------------------------------------------------------------------------------------
