@@ -182,6 +182,7 @@ def test_what_is_written_reads_back(registers: RegisterMap, source: str, value: 
     [
         ("1/limit", [0x7FC0, 0x0000], "sentinel"),
         ("1/limit", [0x7F80, 0x0000], "finite"),  # +inf
+        ("1/limit", [0x0000, 0x4148], "word order"),  # 12.5 with its words swapped: 2.3e-41
         ("config/HeartbeatInterval", [0xFFFF], "sentinel"),
         ("online", [2], "not 0 or 1"),
         ("1/id_tag", [0xC328, 0, 0], "UTF-8"),

@@ -48,6 +48,7 @@ _INT_RANGES: dict[ModbusType, tuple[int, int]] = {
     ModbusType.UINT32: (0, 0xFFFF_FFFF),
 }
 _SHOWN = frozenset({Quality.GOOD, Quality.STALE})
+_FLOAT32_SMALLEST_NORMAL = 1.1754943508222875e-38
 
 
 class BadValue(ValueError):
@@ -154,6 +155,11 @@ class Register:
             number = float(struct.unpack(">f", raw.to_bytes(4, "big"))[0])
             if not math.isfinite(number):
                 raise BadValue("not a finite number")
+            if number != 0 and abs(number) < _FLOAT32_SMALLEST_NORMAL:
+                # what a float in the other word order looks like (12.5 reads as 2.3e-41): refused, not taken as 0
+                raise BadValue(
+                    f"{number:g} is a denormal float: are its two registers in the point's word order?"
+                )
         elif rtype in (ModbusType.INT16, ModbusType.INT32):
             bits = 16 * len(words)
             number = raw - (1 << bits) if raw >> (bits - 1) else raw
