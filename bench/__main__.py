@@ -2,8 +2,8 @@
 
 `python -m bench` (what `make bench` runs) runs every benchmark with its defaults, one after the other; one
 that fails or crashes does not stop the others. `python -m bench NAME [options]` runs only that one, with the
-options going to it (`python -m bench NAME --help`): NAME is connect_many or bacnet. Options without a name
-(`python -m bench --chargers 200`) go to `bench.connect_many`, as they always did.
+options going to it (`python -m bench NAME --help`): NAME is connect_many, bacnet or modbus. Options without a
+name (`python -m bench --chargers 200`) go to `bench.connect_many`, as they always did.
 """
 
 import importlib
@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import cast
 
-BENCHMARKS = ("connect_many", "bacnet")
+BENCHMARKS = ("connect_many", "bacnet", "modbus")
 
 
 def run(name: str, argv: Sequence[str]) -> int:

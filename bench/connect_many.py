@@ -201,6 +201,9 @@ def start_gateway(workdir: Path, port: int) -> Gateway:
         # The BACnet device runs (each charger's points become objects) on loopback, on a port of its own.
         "GATEWAY_BACNET_ADDRESS": "127.0.0.1/8",
         "GATEWAY_BACNET_PORT": str(free_port(socket.SOCK_DGRAM)),
+        # So does the Modbus server (a gateway already on 5020 must not stop the bench).
+        "GATEWAY_MODBUS_HOST": "127.0.0.1",
+        "GATEWAY_MODBUS_PORT": str(free_port(socket.SOCK_STREAM)),
         # The bench chargers answer no GetConfiguration; the read after boot is measured elsewhere.
         "GATEWAY_READ_CONFIGURATION": "false",
     }

@@ -1,0 +1,231 @@
+"""What the protocol benchmarks (`bench.bacnet`, `bench.modbus`) share: the gateway in its own process,
+charger CP1 recording each SetChargingProfile as it arrives, and a rate test with requests in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, cast
+
+import psutil
+import websockets
+from ocpp.routing import on as _on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action, ChargePointErrorCode, ChargePointStatus
+from websockets.asyncio.client import ClientConnection
+
+from bench.connect_many import (
+    ROOT,
+    SUBPROTOCOL,
+    Gateway,
+    Tally,
+    get_json,
+    meter_values_payload,
+    now_iso,
+    tail,
+)
+
+START_TIMEOUT = 60.0
+CHARGER_ID = "CP1"
+PROFILE_TIMEOUT = 10.0  # seconds for a written limit to reach the charger
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+on = cast(Callable[[Action], Callable[[Handler], Handler]], _on)  # the library's @on, typed
+
+
+# -- the gateway process -------------------------------------------------------------------------------------
+
+
+def spawn_gateway(workdir: Path, port: int, settings: dict[str, str]) -> Gateway:
+    """`python -m gateway run` with only these GATEWAY_ settings (HTTP on 127.0.0.1:`port`, a database in
+    `workdir` unless given) and its output in `workdir`/gateway.log."""
+    settings = {
+        "GATEWAY_HTTP_HOST": "127.0.0.1",
+        "GATEWAY_HTTP_PORT": str(port),
+        "GATEWAY_DATABASE": str(workdir / "db.sqlite3"),
+        **settings,
+    }
+    # Settings from the caller's environment would make runs incomparable: the gateway gets only ours.
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("GATEWAY_")}
+    environment.update(settings)
+    log_path = workdir / "gateway.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run"],
+            cwd=ROOT,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return Gateway(process, port, Path(settings["GATEWAY_DATABASE"]), log_path, settings)
+
+
+def wait_chargers_api(gateway: Gateway, timeout: float = START_TIMEOUT) -> None:
+    """Poll GET /api/chargers until it answers 200."""
+    url = f"http://127.0.0.1:{gateway.port}/api/chargers"
+    deadline = time.monotonic() + timeout
+    while True:
+        code = gateway.process.poll()
+        if code is not None:
+            raise RuntimeError(
+                f"the gateway exited with code {code} during start-up:\n{tail(gateway.output())}"
+            )
+        try:
+            get_json(url, timeout=1.0)
+            return
+        except OSError:  # refused, or an HTTP error status
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway did not answer within {timeout:.0f} s") from None
+            time.sleep(0.1)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+# -- the charger ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A SetChargingProfile as CP1's handler received it."""
+
+    arrived: float  # time.perf_counter()
+    connector_id: int
+    limit: float
+
+
+class BenchCharger(ChargePoint):  # type: ignore[misc]
+    """CP1: accepts every SetChargingProfile and queues what it received, with the moment it arrived."""
+
+    def __init__(self, charger_id: str, connection: ClientConnection) -> None:
+        super().__init__(charger_id, connection, response_timeout=30.0)
+        self.profiles: asyncio.Queue[Profile] = asyncio.Queue()
+
+    @on(Action.set_charging_profile)
+    async def on_set_charging_profile(
+        self, connector_id: int, cs_charging_profiles: dict[str, Any], **_: Any
+    ) -> Any:
+        arrived = time.perf_counter()
+        period = cs_charging_profiles["charging_schedule"]["charging_schedule_period"][0]
+        self.profiles.put_nowait(Profile(arrived, connector_id, float(period["limit"])))
+        return call_result.SetChargingProfile(status="Accepted")
+
+
+@contextlib.asynccontextmanager
+async def connected_charger(gateway: Gateway) -> AsyncIterator[BenchCharger]:
+    """CP1 connected, booted (Accepted), connector 1 Available and one MeterValues sent."""
+    connection = await websockets.connect(
+        f"{gateway.ws_url}/{CHARGER_ID}", subprotocols=[SUBPROTOCOL], proxy=None
+    )
+    charger = BenchCharger(CHARGER_ID, connection)
+    reader = asyncio.create_task(charger.start(), name=f"reader-{CHARGER_ID}")
+    try:
+        boot = await charger.call(
+            call.BootNotification(charge_point_model="Bench", charge_point_vendor="ocpp-gateway"),
+            suppress=False,
+        )
+        if boot.status != "Accepted":
+            raise RuntimeError(f"{CHARGER_ID} was not accepted: {boot.status}")
+        await charger.call(
+            call.StatusNotification(
+                connector_id=1,
+                error_code=ChargePointErrorCode.no_error,
+                status=ChargePointStatus.available,
+                timestamp=now_iso(),
+            ),
+            suppress=False,
+        )
+        await charger.call(meter_values_payload(0), suppress=False)  # power 7360 W
+        yield charger
+    finally:
+        await connection.close()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+
+
+async def next_profile(charger: BenchCharger, limit: float) -> tuple[Profile, int]:
+    """The first profile for connector 1 with this limit, and how many others arrived before it; TimeoutError
+    after PROFILE_TIMEOUT."""
+    others = 0
+    async with asyncio.timeout(PROFILE_TIMEOUT):
+        while True:
+            profile = await charger.profiles.get()
+            if profile.connector_id == 1 and abs(profile.limit - limit) < 0.05:
+                return profile, others
+            others += 1
+
+
+# -- the rate test -------------------------------------------------------------------------------------------
+
+
+class RateOptions(Protocol):
+    """What a rate test takes from a benchmark's options."""
+
+    @property
+    def duration(self) -> float: ...
+
+    @property
+    def concurrency(self) -> int: ...
+
+    @property
+    def warmup(self) -> float: ...
+
+
+async def rate_test(
+    make: Callable[[], Any],
+    send: Callable[[Any], Awaitable[Any]],
+    count: Callable[[Any], int],
+    options: RateOptions,
+    gateway: psutil.Process,
+    unit: str = "properties",
+) -> dict[str, Any]:
+    """Keep `options.concurrency` requests in flight for `options.duration` seconds (after an untimed
+    warm-up); `count` gives the values (`unit`: properties, registers) an answer carries, and raises if it is
+    not the answer wanted."""
+
+    async def worker(until: float, tally: Tally | None, properties: list[int]) -> None:
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            try:
+                ack = await send(make())
+                read = count(ack)
+            except Exception as error:
+                if tally is not None:
+                    tally.fail(error)
+                continue
+            if tally is not None:
+                tally.latencies.append(time.perf_counter() - started)
+                properties.append(read)
+
+    if options.warmup:
+        until = time.perf_counter() + options.warmup
+        await asyncio.gather(*(worker(until, None, []) for _ in range(options.concurrency)))
+    tally, properties = Tally(), [0]
+    bench = psutil.Process()
+    gateway_before, bench_before = cpu_seconds(gateway), cpu_seconds(bench)
+    started = time.perf_counter()
+    until = started + options.duration
+    await asyncio.gather(*(worker(until, tally, properties) for _ in range(options.concurrency)))
+    elapsed = time.perf_counter() - started
+    gateway_cpu, bench_cpu = cpu_seconds(gateway) - gateway_before, cpu_seconds(bench) - bench_before
+    return {
+        "seconds": elapsed,
+        "requests": len(tally.latencies),
+        "requests_per_second": len(tally.latencies) / elapsed,
+        unit: sum(properties),
+        f"{unit}_per_second": sum(properties) / elapsed,
+        "latency": tally.summary(),
+        "gateway_cpu_percent": 100 * gateway_cpu / elapsed,
+        "bench_cpu_percent": 100 * bench_cpu / elapsed,
+    }
