@@ -142,6 +142,9 @@ class PointDatabase:
 
     def __init__(self) -> None:
         self._points: dict[str, Point] = {}
+        # Points by the part of their id before the first "/" (a charger's): marking one source offline or online
+        # must not scan every point of every other source.
+        self._groups: dict[str, list[Point]] = {}
         # Replaced, never mutated, so a listener may (un)subscribe while changes are being delivered.
         self._listeners: tuple[_Listener, ...] = ()
         self._queue: deque[Change] = deque()
@@ -155,6 +158,7 @@ class PointDatabase:
         if point is None:
             point = Point(spec, writer=writer)
             self._points[spec.id] = point
+            self._groups.setdefault(spec.id.partition("/")[0], []).append(point)
             self._notify(Change(point, _UNKNOWN, point.current, "gateway", added=True))
             return point
         if writer is not None:
@@ -187,6 +191,9 @@ class PointDatabase:
 
     def _under(self, prefix: str) -> list[Point]:
         """The points under `prefix`, unsorted (what marking a charger offline needs)."""
+        head, slash, rest = prefix.partition("/")
+        if slash and not rest:  # "CP1/": one group
+            return list(self._groups.get(head, ()))
         return [point for point in self._points.values() if point.id.startswith(prefix)]
 
     def update(

@@ -456,6 +456,17 @@ def test_mark_offline_and_online() -> None:
     ]
 
 
+def test_marking_one_charger_offline_leaves_ids_that_only_start_alike() -> None:
+    db = PointDatabase()
+    ten = db.define(PointSpec("CP10/energy", "Energy", Kind.ANALOG))
+    one = db.define(PointSpec("CP1/energy", "Energy", Kind.ANALOG))
+    nested = db.define(PointSpec("CP1/1/status", "Status", Kind.STRING))
+    assert db.mark_offline("CP1/") == 2
+    assert (one.quality, nested.quality, ten.quality) == (Quality.OFFLINE, Quality.OFFLINE, Quality.UNKNOWN)
+    assert db.mark_online("CP1/1/") == 1  # a deeper prefix works too
+    assert (one.quality, nested.quality) == (Quality.OFFLINE, Quality.UNKNOWN)
+
+
 def test_the_gateways_own_points_keep_their_quality_offline() -> None:
     db = PointDatabase()
     online = db.define(PointSpec("CP1/online", "Online", Kind.BINARY, own=True))
