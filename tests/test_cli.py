@@ -56,6 +56,8 @@ async def test_run_with_example_mapping_answers_a_charger(tmp_path: Path) -> Non
         "GATEWAY_HTTP_HOST": "127.0.0.1",
         "GATEWAY_HTTP_PORT": str(port),
         "GATEWAY_DATABASE": str(tmp_path / "gateway.sqlite3"),
+        "GATEWAY_MODBUS_HOST": "127.0.0.1",
+        "GATEWAY_MODBUS_PORT": str(_free_port()),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "run", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
@@ -159,6 +161,24 @@ def test_run_stops_with_a_clear_error_when_bacnet_cannot_use_its_address(tmp_pat
     assert "GATEWAY_BACNET_ENABLED=false" in result.stderr
 
 
+def test_run_stops_with_a_clear_error_when_the_modbus_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {
+            "GATEWAY_HTTP_HOST": "127.0.0.1",
+            "GATEWAY_HTTP_PORT": "0",
+            "GATEWAY_DATABASE": str(tmp_path / "db"),
+            "GATEWAY_BACNET_ENABLED": "false",
+            "GATEWAY_MODBUS_HOST": "127.0.0.1",
+            "GATEWAY_MODBUS_PORT": str(taken.getsockname()[1]),
+        }
+        result = _gateway_cli("run", env=env)
+    assert result.returncode == 3
+    assert f"Modbus TCP cannot listen on 127.0.0.1:{env['GATEWAY_MODBUS_PORT']}" in result.stderr
+    assert "GATEWAY_MODBUS_ENABLED=false" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -189,6 +209,7 @@ async def test_sighup_reloads_the_mapping(tmp_path: Path) -> None:
         "GATEWAY_HTTP_PORT": str(port),
         "GATEWAY_DATABASE": str(tmp_path / "gateway.sqlite3"),
         "GATEWAY_MAPPING": str(mapping),
+        "GATEWAY_MODBUS_ENABLED": "false",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "run", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
