@@ -131,7 +131,9 @@ def _modbus_summary(layout: Layout) -> str:
     if not per_table:
         return "Modbus: no registers"
     tables = ", ".join(f"{table} {per_table[table]}" for table in _TABLES if table in per_table)
-    return f"Modbus: {sum(per_table.values())} registers ({tables}) in units {_ranges(sorted(units))}"
+    from gateway.modbus.registers import number_ranges
+
+    return f"Modbus: {sum(per_table.values())} registers ({tables}) in units {number_ranges(sorted(units))}"
 
 
 _TABLES = ("input", "holding", "coil", "discrete-input")
@@ -146,18 +148,6 @@ def _gateway_block_summary(mapping: Mapping) -> str:
         f"Modbus gateway block: registers {start}-{start + GATEWAY_BLOCK_WIDTH - 1}, layout version "
         f"{registers.layout_version}, checksum {registers.checksum:08X}"
     )
-
-
-def _ranges(numbers: list[int]) -> str:
-    """[1, 2, 10, 11, 12] -> '1, 2, 10-12' (runs of three or more)."""
-    parts: list[str] = []
-    start = 0
-    for index in range(1, len(numbers) + 1):
-        if index == len(numbers) or numbers[index] != numbers[index - 1] + 1:
-            run = numbers[start:index]
-            parts.extend([f"{run[0]}-{run[-1]}"] if len(run) > 2 else [str(n) for n in run])
-            start = index
-    return ", ".join(parts)
 
 
 def _export_ede(settings: Settings, directory: Path) -> int:

@@ -13,7 +13,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from gateway.mapping import GATEWAY_BLOCK_WIDTH, Mapping, ModbusTable, ModbusType
-from gateway.modbus.registers import GATEWAY_FIELDS, SENTINELS, BlockField, Register, RegisterMap
+from gateway.modbus.registers import (
+    GATEWAY_FIELDS,
+    SENTINELS,
+    BlockField,
+    Register,
+    RegisterMap,
+    number_ranges,
+)
 from points import Kind
 
 GATEWAY_LABEL = "gateway"
@@ -134,7 +141,7 @@ def write_markdown(rows: list[Row], mapping: Mapping, path: Path) -> None:
     """The list as Markdown: how to read it, then one table."""
     registers = RegisterMap(mapping)
     start = registers.gateway_start
-    units = _ranges(registers.units)
+    units = number_ranges(registers.units)
     chargers = len({register.label for register in registers.registers})
     lines = [
         "# Modbus register list",
@@ -286,18 +293,6 @@ def _number(value: float) -> str:
     if float(value).is_integer():
         return str(int(value))
     return format(Decimal(repr(value)), "f")
-
-
-def _ranges(numbers: tuple[int, ...]) -> str:
-    """(1, 2, 10, 11, 12) -> '1, 2, 10-12' (runs of three or more)."""
-    parts: list[str] = []
-    start = 0
-    for index in range(1, len(numbers) + 1):
-        if index == len(numbers) or numbers[index] != numbers[index - 1] + 1:
-            run = numbers[start:index]
-            parts.extend([f"{run[0]}-{run[-1]}"] if len(run) > 2 else [str(n) for n in run])
-            start = index
-    return ", ".join(parts)
 
 
 def _cell(text: str) -> str:

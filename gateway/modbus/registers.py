@@ -192,6 +192,18 @@ def _string_words(text: str, width: int) -> Words:
     return [int.from_bytes(data[i : i + 2], "big") for i in range(0, 2 * width, 2)]
 
 
+def number_ranges(numbers: Sequence[int]) -> str:
+    """Sorted numbers as people list them: [1, 2, 10, 11, 12] -> '1, 2, 10-12' (runs of three or more)."""
+    parts: list[str] = []
+    start = 0
+    for index in range(1, len(numbers) + 1):
+        if index == len(numbers) or numbers[index] != numbers[index - 1] + 1:
+            run = numbers[start:index]
+            parts.extend([f"{run[0]}-{run[-1]}"] if len(run) > 2 else [str(n) for n in run])
+            start = index
+    return ", ".join(parts)
+
+
 # -- the gateway block ------------------------------------------------------------------------------------------
 
 GATEWAY_MAGIC = "OCGW"

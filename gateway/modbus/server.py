@@ -37,7 +37,7 @@ from pymodbus.simulator import SimData, SimDevice
 
 from gateway import __version__
 from gateway.mapping import Mapping, ModbusTable
-from gateway.modbus.registers import BadValue, Register, RegisterMap, gateway_block
+from gateway.modbus.registers import BadValue, Register, RegisterMap, gateway_block, number_ranges
 from gateway.settings import Settings
 from gateway.slots import ChargerSlots
 from gateway.writes import BmsWrites
@@ -104,7 +104,7 @@ class ModbusServer:
             s.modbus_host,
             self.port,
             sum(r.where.width for r in self.map.registers),
-            ", ".join(map(str, self.map.units)),
+            number_ranges(self.map.units),
             self.map.gateway_start,
         )
 
