@@ -41,7 +41,7 @@ from gateway.modbus.registers import BadValue, Register, RegisterMap, gateway_bl
 from gateway.settings import Settings
 from gateway.slots import ChargerSlots
 from gateway.writes import BmsWrites
-from points import PointDatabase, Quality, Value, WriteError, WriteErrorCode
+from points import Change, PointDatabase, Quality, Value, WriteError, WriteErrorCode
 
 LOG = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class ModbusServer:
         """Serve a new mapping's register map from the next request on."""
         self.map = RegisterMap(mapping)
 
-    def _changed(self, change: Any) -> None:
+    def _changed(self, change: Change) -> None:
         if change.added:
             self._take_slot(change.point.id)
 
