@@ -28,13 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,23 +50,21 @@ from bacpypes3.primitivedata import CharacterString, ObjectIdentifier, Real
 from bench.common import (
     BenchCharger,
     connected_charger,
+    cpu_text,
+    gateway_rows,
     next_profile,
     rate_test,
-    spawn_gateway,
-    wait_chargers_api,
+    run_against_gateway,
 )
 from bench.connect_many import (
-    MIB,
     Gateway,
     Tally,
     free_port,
-    machine_facts,
-    now_iso,
-    peak_rss,
-    problem_lines,
+    latency_text,
+    options_settings,
+    print_rows,
     report,
-    stop_gateway,
-    tail,
+    spawn_gateway,
 )
 from tests.bacnet_peer import _wait_bound, build_application, free_udp_port
 
@@ -313,65 +308,26 @@ async def run_client(options: Options, gateway: Gateway, process: psutil.Process
 
 
 def run(options: Options) -> dict[str, Any]:
-    machine = machine_facts()
-    with contextlib.suppress(metadata.PackageNotFoundError):
-        machine["packages"]["bacpypes3"] = metadata.version("bacpypes3")
-    result: dict[str, Any] = {"benchmark": "bacnet", "started_at": now_iso(), "machine": machine}
-    with tempfile.TemporaryDirectory(prefix="ocpp-bench-") as temporary:
-        gateway = start_gateway(
-            Path(temporary), options.port or free_port(), options.bacnet_port or free_udp_port()
-        )
-        result["settings"] = {
-            **{
-                name: str(value) if isinstance(value, Path) else value
-                for name, value in asdict(options).items()
-            },
-            "gateway_environment": gateway.environment,
-            "read_property": {"object": POWER, "property": "present-value"},
-            "read_property_multiple": {"objects": list(RPM_OBJECTS), "properties": list(RPM_PROPERTIES)},
-            "write": {"object": LIMIT, "priority": PRIORITY, "values": list(WRITE_VALUES), "enable": ENABLE},
-        }
-        figures: dict[str, Any] = {}
-        try:
-            started = time.perf_counter()
-            wait_chargers_api(gateway)
-            figures["gateway_start_seconds"] = time.perf_counter() - started
-            process = psutil.Process(gateway.process.pid)
-            figures.update(asyncio.run(run_client(options, gateway, process)))
-            figures["rss_peak_bytes"] = peak_rss(process.pid)
-        except BaseException:
-            print(f"gateway output:\n{tail(gateway.output())}", file=sys.stderr)
-            raise
-        finally:
-            figures["gateway_stop"] = stop_gateway(gateway)
-        output = gateway.output()
-    figures["gateway_output"] = {
-        "lines": len(output.splitlines()),
-        "warnings": sum("WARNING" in line for line in output.splitlines()),
-        "problems": problem_lines(output)[:50],
-        "tail": output.splitlines()[-40:],
+    settings = {
+        **options_settings(options),
+        "read_property": {"object": POWER, "property": "present-value"},
+        "read_property_multiple": {"objects": list(RPM_OBJECTS), "properties": list(RPM_PROPERTIES)},
+        "write": {"object": LIMIT, "priority": PRIORITY, "values": list(WRITE_VALUES), "enable": ENABLE},
     }
-    result["results"] = figures
-    return result
+    return run_against_gateway(
+        "bacnet",
+        "bacpypes3",
+        lambda workdir: start_gateway(
+            workdir, options.port or free_port(), options.bacnet_port or free_udp_port()
+        ),
+        settings,
+        lambda gateway, process: run_client(options, gateway, process),
+    )
 
 
 def print_table(result: dict[str, Any]) -> None:
     settings, figures = result["settings"], result["results"]
     rp, rpm, write = figures["read_property"], figures["read_property_multiple"], figures["write"]
-
-    def latency(tally: dict[str, Any]) -> str:
-        if tally["count"] == 0:
-            return f"none answered, {tally['failures']} failed"
-        failed = f", {tally['failures']} failed" if tally["failures"] else ""
-        return f"{tally['p50_ms']:.2f} / {tally['p99_ms']:.2f} ms (max {tally['max_ms']:.1f}{failed})"
-
-    def cpu(test: dict[str, Any]) -> str:
-        return f"{test['gateway_cpu_percent']:.0f} % of one core (bench: {test['bench_cpu_percent']:.0f} %)"
-
-    def mib(value: int | None) -> str:
-        return "-" if value is None else f"{value / MIB:.1f} MiB"
-
-    stop = figures["gateway_stop"]
     per_request = len(RPM_OBJECTS) * len(RPM_PROPERTIES)
     rows = [
         (
@@ -379,54 +335,32 @@ def print_table(result: dict[str, Any]) -> None:
             f"{rp['requests_per_second']:.0f} requests/s ({rp['requests']} in {rp['seconds']:.1f} s, "
             f"concurrency {settings['concurrency']})",
         ),
-        ("ReadProperty p50 / p99", latency(rp["latency"])),
-        ("gateway CPU (ReadProperty)", cpu(rp)),
+        ("ReadProperty p50 / p99", latency_text(rp["latency"])),
+        ("gateway CPU (ReadProperty)", cpu_text(rp)),
         (
             "ReadPropertyMultiple rate",
             f"{rpm['requests_per_second']:.0f} requests/s = {rpm['properties_per_second']:.0f} properties/s "
             f"({len(RPM_OBJECTS)} objects x {len(RPM_PROPERTIES)} = {per_request} a request)",
         ),
-        ("ReadPropertyMultiple p50 / p99", latency(rpm["latency"])),
-        ("gateway CPU (ReadPropertyMultiple)", cpu(rpm)),
-        ("WriteProperty ack p50 / p99", latency(write["write_ack"])),
-        (
-            "write -> SetChargingProfile p50 / p99",
-            f"{latency(write['set_charging_profile'])}, {write['writes']} writes in {write['seconds']:.2f} s",
-        ),
-        ("gateway start-up", f"{figures['gateway_start_seconds']:.2f} s"),
-        ("gateway RSS before reads", mib(figures["rss_before_bytes"])),
-        ("gateway RSS after reads", mib(figures["rss_after_read_property_multiple_bytes"])),
-        ("gateway RSS after writes", mib(figures["rss_after_bytes"])),
-        ("gateway peak RSS", mib(figures["rss_peak_bytes"])),
-        (
-            "gateway stop (SIGINT)",
-            f"exit {stop['exit_code']} after {stop['seconds']:.2f} s{' (KILLED)' if stop['killed'] else ''}",
-        ),
-        (
-            "gateway output",
-            f"{figures['gateway_output']['lines']} lines, {figures['gateway_output']['warnings']} warnings, "
-            f"{len(figures['gateway_output']['problems'])} error lines",
-        ),
+        ("ReadPropertyMultiple p50 / p99", latency_text(rpm["latency"])),
+        ("gateway CPU (ReadPropertyMultiple)", cpu_text(rpm)),
+        ("WriteProperty ack p50 / p99", latency_text(write["write_ack"])),
+        *gateway_rows(figures, "rss_after_read_property_multiple_bytes"),
     ]
     machine = result["machine"]
-    print(
-        f"\nbacnet: device {DEVICE_ID} ({figures['device_name']}) on {machine['cpu_count']} cores, "
+    print_rows(
+        f"bacnet: device {DEVICE_ID} ({figures['device_name']}) on {machine['cpu_count']} cores, "
         f"Python {machine['python']}, bacpypes3 {machine['packages'].get('bacpypes3')}, "
-        f"rate tests {settings['duration']:.0f} s each"
+        f"rate tests {settings['duration']:.0f} s each",
+        rows,
+        [
+            ("ReadProperty", rp["latency"]),
+            ("ReadPropertyMultiple", rpm["latency"]),
+            ("WriteProperty", write["write_ack"]),
+            ("SetChargingProfile", write["set_charging_profile"]),
+        ],
+        figures["gateway_output"],
     )
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
-    for test, tally in (
-        ("ReadProperty", rp["latency"]),
-        ("ReadPropertyMultiple", rpm["latency"]),
-        ("WriteProperty", write["write_ack"]),
-        ("SetChargingProfile", write["set_charging_profile"]),
-    ):
-        for kind, error in tally["errors"].items():
-            print(f"  ! {test}: {error['count']} x {kind}: {error['example']}")
-    for line in figures["gateway_output"]["problems"][:10]:
-        print(f"  ! gateway: {line}")
 
 
 def failed(result: dict[str, Any]) -> list[str]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
@@ -22,13 +22,19 @@ from ocpp.v16.enums import Action, ChargePointErrorCode, ChargePointStatus
 from websockets.asyncio.client import ClientConnection
 
 from bench.connect_many import (
-    ROOT,
     SUBPROTOCOL,
     Gateway,
     Tally,
     get_json,
+    latency_text,
+    machine_facts,
     meter_values_payload,
+    mib,
     now_iso,
+    output_figures,
+    output_text,
+    peak_rss,
+    stop_gateway,
     tail,
 )
 
@@ -41,31 +47,6 @@ on = cast(Callable[[Action], Callable[[Handler], Handler]], _on)  # the library'
 
 
 # -- the gateway process -------------------------------------------------------------------------------------
-
-
-def spawn_gateway(workdir: Path, port: int, settings: dict[str, str]) -> Gateway:
-    """`python -m gateway run` with only these GATEWAY_ settings (HTTP on 127.0.0.1:`port`, a database in
-    `workdir` unless given) and its output in `workdir`/gateway.log."""
-    settings = {
-        "GATEWAY_HTTP_HOST": "127.0.0.1",
-        "GATEWAY_HTTP_PORT": str(port),
-        "GATEWAY_DATABASE": str(workdir / "db.sqlite3"),
-        **settings,
-    }
-    # Settings from the caller's environment would make runs incomparable: the gateway gets only ours.
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("GATEWAY_")}
-    environment.update(settings)
-    log_path = workdir / "gateway.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run"],
-            cwd=ROOT,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return Gateway(process, port, Path(settings["GATEWAY_DATABASE"]), log_path, settings)
 
 
 def wait_chargers_api(gateway: Gateway, timeout: float = START_TIMEOUT) -> None:
@@ -229,3 +210,69 @@ async def rate_test(
         "gateway_cpu_percent": 100 * gateway_cpu / elapsed,
         "bench_cpu_percent": 100 * bench_cpu / elapsed,
     }
+
+
+# -- one gateway, one client: the run and its table -----------------------------------------------------------
+
+
+def run_against_gateway(
+    benchmark: str,
+    package: str,
+    gateway: Callable[[Path], Gateway],
+    settings: dict[str, Any],
+    client: Callable[[Gateway, psutil.Process], Coroutine[Any, Any, dict[str, Any]]],
+) -> dict[str, Any]:
+    """Start the gateway (in a temporary folder), time its start, run the client against it, stop it, and gather
+    the figures with the machine (and `package`'s version) and the settings."""
+    machine = machine_facts()
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        machine["packages"][package] = metadata.version(package)
+    result: dict[str, Any] = {"benchmark": benchmark, "started_at": now_iso(), "machine": machine}
+    with tempfile.TemporaryDirectory(prefix="ocpp-bench-") as temporary:
+        started_gateway = gateway(Path(temporary))
+        result["settings"] = {
+            **settings,
+            "gateway_environment": started_gateway.environment,
+        }
+        figures: dict[str, Any] = {}
+        try:
+            started = time.perf_counter()
+            wait_chargers_api(started_gateway)
+            figures["gateway_start_seconds"] = time.perf_counter() - started
+            process = psutil.Process(started_gateway.process.pid)
+            figures.update(asyncio.run(client(started_gateway, process)))
+            figures["rss_peak_bytes"] = peak_rss(process.pid)
+        except BaseException:
+            print(f"gateway output:\n{tail(started_gateway.output())}", file=sys.stderr)
+            raise
+        finally:
+            figures["gateway_stop"] = stop_gateway(started_gateway)
+        output = started_gateway.output()
+    figures["gateway_output"] = output_figures(output)
+    result["results"] = figures
+    return result
+
+
+def cpu_text(test: dict[str, Any]) -> str:
+    return f"{test['gateway_cpu_percent']:.0f} % of one core (bench: {test['bench_cpu_percent']:.0f} %)"
+
+
+def gateway_rows(figures: dict[str, Any], after_reads: str) -> list[tuple[str, str]]:
+    """The rows every client benchmark ends with: the write-through, start-up, memory, stop and output."""
+    write, stop = figures["write"], figures["gateway_stop"]
+    return [
+        (
+            "write -> SetChargingProfile p50 / p99",
+            f"{latency_text(write['set_charging_profile'])}, {write['writes']} writes in {write['seconds']:.2f} s",
+        ),
+        ("gateway start-up", f"{figures['gateway_start_seconds']:.2f} s"),
+        ("gateway RSS before reads", mib(figures["rss_before_bytes"])),
+        ("gateway RSS after reads", mib(figures[after_reads])),
+        ("gateway RSS after writes", mib(figures["rss_after_bytes"])),
+        ("gateway peak RSS", mib(figures["rss_peak_bytes"])),
+        (
+            "gateway stop (SIGINT)",
+            f"exit {stop['exit_code']} after {stop['seconds']:.2f} s{' (KILLED)' if stop['killed'] else ''}",
+        ),
+        ("gateway output", output_text(figures["gateway_output"])),
+    ]

@@ -37,7 +37,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -190,22 +190,16 @@ class Gateway:
             return ""
 
 
-def start_gateway(workdir: Path, port: int) -> Gateway:
-    database = workdir / "gw.sqlite3"
+def spawn_gateway(
+    workdir: Path, port: int, settings: dict[str, str], preexec_fn: Callable[[], object] | None = None
+) -> Gateway:
+    """`python -m gateway run` with only these GATEWAY_ settings (HTTP on 127.0.0.1:`port`, a database in
+    `workdir` unless given) and its output in `workdir`/gateway.log."""
     settings = {
         "GATEWAY_HTTP_HOST": "127.0.0.1",
         "GATEWAY_HTTP_PORT": str(port),
-        "GATEWAY_DATABASE": str(database),
-        "GATEWAY_GUEST_RESPONSE": "Accepted",
-        "GATEWAY_LOG_LEVEL": "warning",
-        # The BACnet device runs (each charger's points become objects) on loopback, on a port of its own.
-        "GATEWAY_BACNET_ADDRESS": "127.0.0.1/8",
-        "GATEWAY_BACNET_PORT": str(free_port(socket.SOCK_DGRAM)),
-        # So does the Modbus server (a gateway already on 5020 must not stop the bench).
-        "GATEWAY_MODBUS_HOST": "127.0.0.1",
-        "GATEWAY_MODBUS_PORT": str(free_port(socket.SOCK_STREAM)),
-        # The bench chargers answer no GetConfiguration; the read after boot is measured elsewhere.
-        "GATEWAY_READ_CONFIGURATION": "false",
+        "GATEWAY_DATABASE": str(workdir / "db.sqlite3"),
+        **settings,
     }
     # Settings from the caller's environment would make runs incomparable: the gateway gets only ours.
     environment = {name: value for name, value in os.environ.items() if not name.startswith("GATEWAY_")}
@@ -219,9 +213,25 @@ def start_gateway(workdir: Path, port: int) -> Gateway:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=raise_open_files_limit,
+            preexec_fn=preexec_fn,
         )
-    return Gateway(process, port, database, log_path, settings)
+    return Gateway(process, port, Path(settings["GATEWAY_DATABASE"]), log_path, settings)
+
+
+def start_gateway(workdir: Path, port: int) -> Gateway:
+    settings = {
+        "GATEWAY_GUEST_RESPONSE": "Accepted",
+        "GATEWAY_LOG_LEVEL": "warning",
+        # The BACnet device runs (each charger's points become objects) on loopback, on a port of its own.
+        "GATEWAY_BACNET_ADDRESS": "127.0.0.1/8",
+        "GATEWAY_BACNET_PORT": str(free_port(socket.SOCK_DGRAM)),
+        # So does the Modbus server (a gateway already on 5020 must not stop the bench).
+        "GATEWAY_MODBUS_HOST": "127.0.0.1",
+        "GATEWAY_MODBUS_PORT": str(free_port(socket.SOCK_STREAM)),
+        # The bench chargers answer no GetConfiguration; the read after boot is measured elsewhere.
+        "GATEWAY_READ_CONFIGURATION": "false",
+    }
+    return spawn_gateway(workdir, port, settings, preexec_fn=raise_open_files_limit)
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:
@@ -289,6 +299,25 @@ def database_counts(database: Path) -> dict[str, int]:
     finally:
         connection.close()
     return counts
+
+
+def options_settings(options: object) -> dict[str, Any]:
+    """A dataclass of options as JSON values (paths as text)."""
+    return {
+        name: str(value) if isinstance(value, Path) else value
+        for name, value in asdict(options).items()  # type: ignore[call-overload]
+    }
+
+
+def output_figures(output: str) -> dict[str, Any]:
+    """What the gateway printed: line and warning counts, error lines, the last lines."""
+    lines = output.splitlines()
+    return {
+        "lines": len(lines),
+        "warnings": sum("WARNING" in line for line in lines),
+        "problems": problem_lines(output)[:50],
+        "tail": lines[-40:],
+    }
 
 
 def tail(text: str, lines: int = 30) -> str:
@@ -562,10 +591,7 @@ def run(options: Options) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ocpp-bench-") as temporary:
         gateway = start_gateway(Path(temporary), options.port or free_port())
         result["settings"] = {
-            **{
-                name: str(value) if isinstance(value, Path) else value
-                for name, value in asdict(options).items()
-            },
+            **options_settings(options),
             "gateway_environment": gateway.environment,
             "bench_open_files_limit": bench_open_files,
         }
@@ -588,12 +614,7 @@ def run(options: Options) -> dict[str, Any]:
             figures["gateway_stop"] = stop_gateway(gateway)
         output = gateway.output()
         figures["database_rows"] = database_counts(gateway.database)
-    figures["gateway_output"] = {
-        "lines": len(output.splitlines()),
-        "warnings": sum("WARNING" in line for line in output.splitlines()),
-        "problems": problem_lines(output)[:50],
-        "tail": output.splitlines()[-40:],
-    }
+    figures["gateway_output"] = output_figures(output)
     result["results"] = figures
     return result
 
@@ -605,14 +626,7 @@ def print_table(result: dict[str, Any]) -> None:
     connected = figures["connected"]
 
     def latency(phase: str) -> str:
-        tally = exchanges[phase]
-        if tally["count"] == 0:
-            return f"none answered, {tally['failures']} failed"
-        failed = f", {tally['failures']} failed" if tally["failures"] else ""
-        return f"{tally['p50_ms']:.1f} / {tally['p99_ms']:.1f} ms (max {tally['max_ms']:.1f}{failed})"
-
-    def mib(value: int | None) -> str:
-        return "-" if value is None else f"{value / MIB:.1f} MiB"
+        return latency_text(exchanges[phase], digits=1)
 
     rate = connected / figures["connect_boot_seconds"]
     per_charger = (figures["rss_connected_bytes"] - figures["rss_idle_bytes"]) / max(connected, 1) / 1024
@@ -657,24 +671,51 @@ def print_table(result: dict[str, Any]) -> None:
             f"exit {stop['exit_code']} after {stop['seconds']:.2f} s{' (KILLED)' if stop['killed'] else ''}",
         ),
         ("database rows", ", ".join(f"{k} {v}" for k, v in figures["database_rows"].items())),
-        (
-            "gateway output",
-            f"{figures['gateway_output']['lines']} lines, {figures['gateway_output']['warnings']} warnings, "
-            f"{len(figures['gateway_output']['problems'])} error lines",
-        ),
+        ("gateway output", output_text(figures["gateway_output"])),
     ]
     machine = result["machine"]
-    print(
-        f"\nconnect_many: {chargers} chargers on {machine['cpu_count']} cores, Python {machine['python']}, "
-        f"{'with' if settings['compression'] else 'without'} permessage-deflate"
+    print_rows(
+        f"connect_many: {chargers} chargers on {machine['cpu_count']} cores, Python {machine['python']}, "
+        f"{'with' if settings['compression'] else 'without'} permessage-deflate",
+        rows,
+        exchanges.items(),
+        figures["gateway_output"],
     )
+
+
+def latency_text(tally: dict[str, Any], digits: int = 2) -> str:
+    """'p50 / p99 ms (max ..., n failed)' of a tally."""
+    if tally["count"] == 0:
+        return f"none answered, {tally['failures']} failed"
+    failed = f", {tally['failures']} failed" if tally["failures"] else ""
+    return (
+        f"{tally['p50_ms']:.{digits}f} / {tally['p99_ms']:.{digits}f} ms (max {tally['max_ms']:.1f}{failed})"
+    )
+
+
+def mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / MIB:.1f} MiB"
+
+
+def output_text(output: dict[str, Any]) -> str:
+    return f"{output['lines']} lines, {output['warnings']} warnings, {len(output['problems'])} error lines"
+
+
+def print_rows(
+    title: str,
+    rows: list[tuple[str, str]],
+    tallies: Iterable[tuple[str, dict[str, Any]]],
+    output: dict[str, Any],
+) -> None:
+    """A benchmark's table: the title, its rows aligned, then every error of its tallies and of the gateway."""
+    print(f"\n{title}")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
-    for phase, tally in exchanges.items():
+    for test, tally in tallies:
         for kind, error in tally["errors"].items():
-            print(f"  ! {phase}: {error['count']} x {kind}: {error['example']}")
-    for line in figures["gateway_output"]["problems"][:10]:
+            print(f"  ! {test}: {error['count']} x {kind}: {error['example']}")
+    for line in output["problems"][:10]:
         print(f"  ! gateway: {line}")
 
 

@@ -32,11 +32,9 @@ import argparse
 import asyncio
 import contextlib
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +45,22 @@ from pymodbus.pdu import ModbusPDU
 from bench.common import (
     BenchCharger,
     connected_charger,
+    cpu_text,
+    gateway_rows,
     next_profile,
     rate_test,
-    spawn_gateway,
-    wait_chargers_api,
+    run_against_gateway,
 )
 from bench.connect_many import (
-    MIB,
     ROOT,
     Gateway,
     Tally,
     free_port,
-    machine_facts,
-    now_iso,
-    peak_rss,
-    problem_lines,
+    latency_text,
+    options_settings,
+    print_rows,
     report,
-    stop_gateway,
-    tail,
+    spawn_gateway,
 )
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "modbus.json"
@@ -355,63 +351,32 @@ async def run_clients(options: Options, gateway: Gateway, process: psutil.Proces
 
 
 def run(options: Options) -> dict[str, Any]:
-    machine = machine_facts()
-    with contextlib.suppress(metadata.PackageNotFoundError):
-        machine["packages"]["pymodbus"] = metadata.version("pymodbus")
-    result: dict[str, Any] = {"benchmark": "modbus", "started_at": now_iso(), "machine": machine}
-    with tempfile.TemporaryDirectory(prefix="ocpp-bench-") as temporary:
-        gateway = start_gateway(
-            Path(temporary), options.port or free_port(), options.modbus_port or free_port()
-        )
-        result["settings"] = {
-            **{
-                name: str(value) if isinstance(value, Path) else value
-                for name, value in asdict(options).items()
-            },
-            "gateway_environment": gateway.environment,
-            "block_read": {"unit": UNIT, "table": "input", "address": BLOCK[0], "count": BLOCK[1]},
-            "wide_read": {"unit": WIDE_UNIT, "table": "input", "address": WIDE[0], "count": WIDE[1]},
-            "write": {
-                "unit": UNIT,
-                "holding": LIMIT,
-                "type": "float32",
-                "values": f"{FIRST_LIMIT} + n / 10 (n < {LIMIT_STEPS})",
-                "enable_coil": SMART_CHARGING,
-            },
-        }
-        figures: dict[str, Any] = {}
-        try:
-            started = time.perf_counter()
-            wait_chargers_api(gateway)
-            figures["gateway_start_seconds"] = time.perf_counter() - started
-            process = psutil.Process(gateway.process.pid)
-            figures.update(asyncio.run(run_clients(options, gateway, process)))
-            figures["rss_peak_bytes"] = peak_rss(process.pid)
-        except BaseException:
-            print(f"gateway output:\n{tail(gateway.output())}", file=sys.stderr)
-            raise
-        finally:
-            figures["gateway_stop"] = stop_gateway(gateway)
-        output = gateway.output()
-    figures["gateway_output"] = {
-        "lines": len(output.splitlines()),
-        "warnings": sum("WARNING" in line for line in output.splitlines()),
-        "problems": problem_lines(output)[:50],
-        "tail": output.splitlines()[-40:],
+    settings = {
+        **options_settings(options),
+        "block_read": {"unit": UNIT, "table": "input", "address": BLOCK[0], "count": BLOCK[1]},
+        "wide_read": {"unit": WIDE_UNIT, "table": "input", "address": WIDE[0], "count": WIDE[1]},
+        "write": {
+            "unit": UNIT,
+            "holding": LIMIT,
+            "type": "float32",
+            "values": f"{FIRST_LIMIT} + n / 10 (n < {LIMIT_STEPS})",
+            "enable_coil": SMART_CHARGING,
+        },
     }
-    result["results"] = figures
-    return result
+    return run_against_gateway(
+        "modbus",
+        "pymodbus",
+        lambda workdir: start_gateway(
+            workdir, options.port or free_port(), options.modbus_port or free_port()
+        ),
+        settings,
+        lambda gateway, process: run_clients(options, gateway, process),
+    )
 
 
 def print_table(result: dict[str, Any]) -> None:
     settings, figures = result["settings"], result["results"]
     block, wide, write = figures["block_read"], figures["wide_read"], figures["write"]
-
-    def latency(tally: dict[str, Any]) -> str:
-        if tally["count"] == 0:
-            return f"none answered, {tally['failures']} failed"
-        failed = f", {tally['failures']} failed" if tally["failures"] else ""
-        return f"{tally['p50_ms']:.2f} / {tally['p99_ms']:.2f} ms (max {tally['max_ms']:.1f}{failed})"
 
     def rate(test: dict[str, Any], what: str) -> str:
         return (
@@ -419,59 +384,30 @@ def print_table(result: dict[str, Any]) -> None:
             f"({what}, {test['requests']} in {test['seconds']:.1f} s, {settings['concurrency']} connections)"
         )
 
-    def cpu(test: dict[str, Any]) -> str:
-        return f"{test['gateway_cpu_percent']:.0f} % of one core (bench: {test['bench_cpu_percent']:.0f} %)"
-
-    def mib(value: int | None) -> str:
-        return "-" if value is None else f"{value / MIB:.1f} MiB"
-
-    stop = figures["gateway_stop"]
     rows = [
         ("14-register read rate", rate(block, f"unit {UNIT} input {BLOCK[0]}-{sum(BLOCK) - 1}")),
-        ("14-register read p50 / p99", latency(block["latency"])),
-        ("gateway CPU (14-register reads)", cpu(block)),
+        ("14-register read p50 / p99", latency_text(block["latency"])),
+        ("gateway CPU (14-register reads)", cpu_text(block)),
         ("125-register read rate", rate(wide, f"unit {WIDE_UNIT} input {WIDE[0]}-{sum(WIDE) - 1}")),
-        ("125-register read p50 / p99", latency(wide["latency"])),
-        ("gateway CPU (125-register reads)", cpu(wide)),
-        ("write (function 16) answer p50 / p99", latency(write["write_ack"])),
-        (
-            "write -> SetChargingProfile p50 / p99",
-            f"{latency(write['set_charging_profile'])}, {write['writes']} writes in {write['seconds']:.2f} s",
-        ),
-        ("gateway start-up", f"{figures['gateway_start_seconds']:.2f} s"),
-        ("gateway RSS before reads", mib(figures["rss_before_bytes"])),
-        ("gateway RSS after reads", mib(figures["rss_after_reads_bytes"])),
-        ("gateway RSS after writes", mib(figures["rss_after_bytes"])),
-        ("gateway peak RSS", mib(figures["rss_peak_bytes"])),
-        (
-            "gateway stop (SIGINT)",
-            f"exit {stop['exit_code']} after {stop['seconds']:.2f} s{' (KILLED)' if stop['killed'] else ''}",
-        ),
-        (
-            "gateway output",
-            f"{figures['gateway_output']['lines']} lines, {figures['gateway_output']['warnings']} warnings, "
-            f"{len(figures['gateway_output']['problems'])} error lines",
-        ),
+        ("125-register read p50 / p99", latency_text(wide["latency"])),
+        ("gateway CPU (125-register reads)", cpu_text(wide)),
+        ("write (function 16) answer p50 / p99", latency_text(write["write_ack"])),
+        *gateway_rows(figures, "rss_after_reads_bytes"),
     ]
     machine = result["machine"]
-    print(
-        f"\nmodbus: server {figures['identification']!r} on {machine['cpu_count']} cores, "
+    print_rows(
+        f"modbus: server {figures['identification']!r} on {machine['cpu_count']} cores, "
         f"Python {machine['python']}, pymodbus {machine['packages'].get('pymodbus')}, "
-        f"rate tests {settings['duration']:.0f} s each"
+        f"rate tests {settings['duration']:.0f} s each",
+        rows,
+        [
+            ("14-register read", block["latency"]),
+            ("125-register read", wide["latency"]),
+            ("write", write["write_ack"]),
+            ("SetChargingProfile", write["set_charging_profile"]),
+        ],
+        figures["gateway_output"],
     )
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
-    for test, tally in (
-        ("14-register read", block["latency"]),
-        ("125-register read", wide["latency"]),
-        ("write", write["write_ack"]),
-        ("SetChargingProfile", write["set_charging_profile"]),
-    ):
-        for kind, error in tally["errors"].items():
-            print(f"  ! {test}: {error['count']} x {kind}: {error['example']}")
-    for line in figures["gateway_output"]["problems"][:10]:
-        print(f"  ! gateway: {line}")
 
 
 def failed(result: dict[str, Any]) -> list[str]:
