@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,17 @@ class Charger(ChargePoint):  # type: ignore[misc]
         return await self.call(
             call.BootNotification(charge_point_vendor=vendor, charge_point_model=model, **fields)
         )
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], expected: Any, timeout: float = 5.0) -> Any:
+    """Poll `check` until it returns `expected`, or the last value after `timeout` (a value reaches BACnet or
+    Modbus once the charger's message is handled; a client in another process reads it a moment later)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value == expected or asyncio.get_running_loop().time() > deadline:
+            return value
+        await asyncio.sleep(0.02)
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:

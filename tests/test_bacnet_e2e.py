@@ -5,7 +5,7 @@ loopback, as a BMS would. Broadcast Who-Is across hosts is in `test_bacnet_netns
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from gateway.mapping import Mapping
 from gateway.server import RunningGateway, running
 from gateway.settings import Settings
 from tests.bacnet_peer import BacnetPeer, bacnet_peer, free_udp_port
-from tests.conftest import TEST_MAPPING, connect_charger, make_settings
+from tests.conftest import TEST_MAPPING, connect_charger, eventually, make_settings
 from tests.scripted import Scripted
 
 DEVICE = 4711
@@ -128,17 +128,6 @@ async def charger(gateway: RunningGateway) -> AsyncIterator[Scripted]:
     async with connect_charger(gateway, "CP1", cls=Scripted) as connected:
         await connected.boot()
         yield connected
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], expected: Any, timeout: float = 5.0) -> Any:
-    """Poll `check` until it returns `expected` (values reach BACnet right after the charger's message is
-    answered; the peer reads in another process)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value == expected or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.05)
 
 
 async def status(charger: Scripted, state: str, connector: int = 1) -> None:

@@ -18,7 +18,7 @@ from gateway.mapping import Mapping
 from gateway.modbus.registers import RegisterMap
 from gateway.server import RunningGateway
 from gateway.settings import Settings
-from tests.conftest import TEST_MAPPING, connect_charger, make_settings
+from tests.conftest import TEST_MAPPING, connect_charger, eventually, make_settings
 from tests.scripted import Scripted
 
 TEMPLATE: dict[str, Any] = {
@@ -86,15 +86,6 @@ async def charger(gateway: RunningGateway) -> AsyncIterator[Scripted]:
     async with connect_charger(gateway, "CP1", cls=Scripted) as connected:
         await connected.boot()
         yield connected
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], expected: Any, timeout: float = 5.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value == expected or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.02)
 
 
 async def inputs(client: AsyncModbusTcpClient, address: int, count: int = 1, unit: int = 1) -> list[int]:

@@ -3,12 +3,11 @@ files, the command, and every listed register read over TCP from a running gatew
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import itertools
 import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from gateway.modbus.export import (
 from gateway.modbus.registers import GATEWAY_FIELDS, RegisterMap
 from gateway.server import RunningGateway
 from gateway.settings import Settings
-from tests.conftest import connect_charger, make_settings
+from tests.conftest import connect_charger, eventually, make_settings
 from tests.scripted import Scripted
 from tests.test_cli import _gateway_cli
 
@@ -429,16 +428,6 @@ async def read(client: AsyncModbusTcpClient, table: str, unit: int, address: int
     if table in ("coil", "discrete-input"):
         return list(result.bits[:count])
     return list(result.registers)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], expected: Any, timeout: float = 5.0) -> Any:
-    """Poll `check` until it returns `expected` (a value reaches the map once the charger's message is handled)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value == expected or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.02)
 
 
 def decode(client: AsyncModbusTcpClient, row: dict[str, str], words: Read) -> Any:

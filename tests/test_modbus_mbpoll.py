@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from ocpp.v16 import call
 from gateway.mapping import Mapping, load_mapping
 from gateway.server import RunningGateway
 from gateway.settings import Settings
-from tests.conftest import connect_charger, make_settings
+from tests.conftest import connect_charger, eventually, make_settings
 from tests.scripted import Scripted
 
 MBPOLL = shutil.which("mbpoll")
@@ -39,7 +39,7 @@ WRITE_STATUS = 8  # input, uint16: 1 pending, 2 accepted, 3 stored, 4 rejected, 
 SMART_CHARGING = 13  # coil
 LIMIT = 24  # holding, float32 A (0..32), high word first
 UNMAPPED = 9  # no input register there
-PENDING, ACCEPTED, STORED = "1", "2", "3"
+ACCEPTED, STORED = "2", "3"  # write_status states
 VALUE_LINE = re.compile(r"^\[(\d+)\]:\s+(\S+)\s*$", re.MULTILINE)
 
 
@@ -115,27 +115,6 @@ async def read(port: int, table: str, reference: int, pdu: bool = True) -> str:
     return poll.values[reference]
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], expected: Any, timeout: float = 5.0) -> Any:
-    """Poll `check` until it returns `expected` (a value reaches Modbus once the charger's message is
-    handled)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value == expected or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.05)
-
-
-async def settled(port: int, timeout: float = 5.0) -> str:
-    """CP1's write_status once it is no longer pending (the last read after `timeout`)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        status = await read(port, "3", WRITE_STATUS)
-        if status != PENDING or asyncio.get_running_loop().time() > deadline:
-            return status
-        await asyncio.sleep(0.05)
-
-
 async def sent_limits(charger: Scripted, count: int, timeout: float = 5.0) -> list[float]:
     deadline = asyncio.get_running_loop().time() + timeout
     while len(charger.calls("SetChargingProfile")) < count and asyncio.get_running_loop().time() < deadline:
@@ -179,7 +158,7 @@ async def test_mbpoll_writes_the_limit_as_a_float_and_the_charger_receives_it(
     assert "Written 1 references" in enable.stdout
     assert await read(port, "0", SMART_CHARGING) == "1"
     # the switch is taken, and with no limit set yet there is nothing to send
-    assert await settled(port) == STORED
+    assert await eventually(lambda: read(port, "3", WRITE_STATUS), STORED) == STORED
 
     written = await mbpoll(port, "-t", "4:float", "-B", "-r", str(LIMIT), write=["12.5"])
     assert written.code == 0, written.stderr
@@ -189,7 +168,7 @@ async def test_mbpoll_writes_the_limit_as_a_float_and_the_charger_receives_it(
     assert profile["connectorId"] == 1
     assert profile["csChargingProfiles"]["chargingSchedule"]["chargingRateUnit"] == "A"
     assert await read(port, "4:float", LIMIT) == "12.5"
-    assert await settled(port) == ACCEPTED
+    assert await eventually(lambda: read(port, "3", WRITE_STATUS), ACCEPTED) == ACCEPTED
 
 
 async def test_mbpoll_sees_refused_requests(charger: Scripted, port: int) -> None:
