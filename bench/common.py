@@ -25,7 +25,6 @@ from bench.connect_many import (
     SUBPROTOCOL,
     Gateway,
     Tally,
-    get_json,
     latency_text,
     machine_facts,
     meter_values_payload,
@@ -36,9 +35,9 @@ from bench.connect_many import (
     peak_rss,
     stop_gateway,
     tail,
+    wait_healthy,
 )
 
-START_TIMEOUT = 60.0
 CHARGER_ID = "CP1"
 PROFILE_TIMEOUT = 10.0  # seconds for a written limit to reach the charger
 
@@ -47,25 +46,6 @@ on = cast(Callable[[Action], Callable[[Handler], Handler]], _on)  # the library'
 
 
 # -- the gateway process -------------------------------------------------------------------------------------
-
-
-def wait_chargers_api(gateway: Gateway, timeout: float = START_TIMEOUT) -> None:
-    """Poll GET /api/chargers until it answers 200."""
-    url = f"http://127.0.0.1:{gateway.port}/api/chargers"
-    deadline = time.monotonic() + timeout
-    while True:
-        code = gateway.process.poll()
-        if code is not None:
-            raise RuntimeError(
-                f"the gateway exited with code {code} during start-up:\n{tail(gateway.output())}"
-            )
-        try:
-            get_json(url, timeout=1.0)
-            return
-        except OSError:  # refused, or an HTTP error status
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway did not answer within {timeout:.0f} s") from None
-            time.sleep(0.1)
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -237,7 +217,7 @@ def run_against_gateway(
         figures: dict[str, Any] = {}
         try:
             started = time.perf_counter()
-            wait_chargers_api(started_gateway)
+            wait_healthy(started_gateway)
             figures["gateway_start_seconds"] = time.perf_counter() - started
             process = psutil.Process(started_gateway.process.pid)
             figures.update(asyncio.run(client(started_gateway, process)))
