@@ -414,6 +414,32 @@ async def test_the_object_list_grows_when_a_charger_connects(
         assert "CP2/1/status" in names
 
 
+async def test_objects_are_listed_at_once_and_made_when_first_read(
+    gateway: RunningGateway, peer: BacnetPeer, device: str
+) -> None:
+    """A mapping with many chargers starts fast: objects are offered (listed, found by id) and made by the first
+    request that names them, showing the point as it is then; the object list and revision do not move."""
+    server = gateway.app.state.services.bacnet
+    objects = await peer.read(device, f"device,{DEVICE}", "object-list")
+    revision = await peer.read(device, f"device,{DEVICE}", "database-revision")
+    assert LIMIT in objects and "CP1/1/limit" not in server.objects
+    assert await peer.read(device, f"device,{DEVICE}", "object-list", index=0) == len(objects)
+    assert await peer.read(device, f"device,{DEVICE}", "object-list", index=objects.index(LIMIT) + 1) == LIMIT
+
+    async with connect_charger(gateway, "CP1", cls=Scripted) as charger:
+        await charger.boot()
+        await meter(charger, power="3600", energy="1.0")  # the power object is not made by this
+        assert "CP1/1/meter/Power.Active.Import" not in server.objects
+        assert await peer.read(device, POWER, "present-value") == 3600.0
+        assert "CP1/1/meter/Power.Active.Import" in server.objects
+        assert await peer.read(device, LIMIT, "object-name") == "CP1/C1 Limit"
+    assert await peer.read(device, f"device,{DEVICE}", "object-list") == objects
+    assert await peer.read(device, f"device,{DEVICE}", "database-revision") == revision
+    assert await peer.read(device, "analog-input,999999", "present-value") == {
+        "error": "object:unknown-object"
+    }
+
+
 async def test_an_epics_sweep_completes_with_per_property_errors_only(
     charger: Scripted, peer: BacnetPeer, device: str
 ) -> None:

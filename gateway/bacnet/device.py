@@ -12,14 +12,21 @@ What is changed from bacpypes3 (0.0.110), and why:
 - SubscribeCOV without a lifetime is an indefinite subscription (bacpypes3 answers operational-problem).
 - Multi-state objects report COV on every change (bacpypes3 gives them the analog COV-increment criteria).
 - The device lists the object types it serves and raises its database revision when objects are added.
+- Point objects are made when first asked for: the gateway offers each one (its identifier and name, listed in
+  the device's object-list at once, in a stable order), and the first request that names it (a read, write,
+  COV subscription or Who-Has) makes it. A bacpypes3 object costs about a millisecond and several kilobytes to
+  make, so a mapping with 1,000 chargers (18,000 objects) would otherwise take half a minute and 300 MB before
+  the device answered anything.
 
 This module only speaks BACnet; what a point is and where a write goes is `gateway.bacnet.server`'s business.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from bacpypes3.apdu import (
@@ -45,7 +52,7 @@ from bacpypes3.errors import ExecutionError, ObjectError, PropertyError
 from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject
 from bacpypes3.local.binary import BinaryInputObject, BinaryValueObject
 from bacpypes3.local.cov import GenericCriteria
-from bacpypes3.local.device import DeviceObject
+from bacpypes3.local.device import ArrayOfObjectIdentifier, DeviceObject
 from bacpypes3.local.multistate import MultiStateInputObject, MultiStateValueObject
 from bacpypes3.local.networkport import NetworkPortObject
 from bacpypes3.local.object import Object as LocalObject
@@ -62,6 +69,11 @@ LOG = logging.getLogger(__name__)
 MAX_APDU = 1476  # BACnet/IP over Ethernet
 WILDCARD_DEVICE = 4194303
 _WHOLE_SETS = (PropertyIdentifier.all, PropertyIdentifier.required, PropertyIdentifier.optional)
+
+
+@functools.cache
+def _object_type(name: str) -> ObjectType:
+    return ObjectType(name)
 
 
 class WriteHandler(Protocol):
@@ -139,7 +151,27 @@ OBJECT_CLASSES: dict[BacnetObjectType, type[PointObject]] = {
 
 
 class GatewayDevice(DeviceObject):  # type: ignore[misc]
-    """The device object: lists the object types the gateway serves."""
+    """The device object: lists the object types the gateway serves, and every object, made or offered."""
+
+    @property
+    def objectList(self) -> Any:
+        app = cast("GatewayApplication | None", self._app)  # not annotated: bacpypes3 reads the class's hints
+        if app is None:
+            return ArrayOfObjectIdentifier([self.objectIdentifier])
+        return app.object_list()
+
+    @objectList.setter
+    def objectList(self, value: Any) -> None:
+        """Computed; writes are ignored."""
+
+    @property
+    def databaseRevision(self) -> Any:
+        app = cast("GatewayApplication | None", self._app)
+        return Unsigned(1 if app is None else app.revision)
+
+    @databaseRevision.setter
+    def databaseRevision(self, value: Any) -> None:
+        """Counted by the application as objects are added; writes are ignored."""
 
     @property
     def protocolObjectTypesSupported(self) -> ObjectTypesSupported:
@@ -154,13 +186,74 @@ class GatewayDevice(DeviceObject):  # type: ignore[misc]
 
 
 class GatewayApplication(Application):  # type: ignore[misc]
-    """bacpypes3's application with per-property ReadPropertyMultiple errors and typed WriteProperty errors."""
+    """bacpypes3's application with per-property ReadPropertyMultiple errors, typed WriteProperty errors, and
+    point objects made on first use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._listed: dict[ObjectIdentifier, None] = {}  # every object, made or offered, in the order added
+        self._offered: dict[ObjectIdentifier, tuple[str, Callable[[], PointObject | None]]] = {}
+        self._offered_names: dict[str, ObjectIdentifier] = {}
+        self.revision = 1  # the device's database revision: raised for each point object offered or added
+        self._object_list: tuple[int, Any] | None = None
+        super().__init__(*args, **kwargs)
+
+    def add_object(self, obj: Any) -> None:
+        super().add_object(obj)
+        self._listed[obj.objectIdentifier] = None
+
+    def offer(self, object_id: tuple[str, int], name: str, make: Callable[[], PointObject | None]) -> None:
+        """List an object that `make` creates (and adds with `add_point_object`) when it is first asked for."""
+        object_type, instance = object_id
+        key = ObjectIdentifier((_object_type(object_type), instance))
+        self._offered[key] = (name, make)
+        self._offered_names[name] = key
+        self._listed[key] = None
+        self.revision += 1
 
     def add_point_object(self, obj: PointObject) -> None:
+        """Add a point object (made at once, or made now that it was asked for)."""
+        key = cast(Any, obj).objectIdentifier
+        offered = key in self._listed
         self.add_object(obj)
-        device = self.device_object
-        if device is not None:
-            device.databaseRevision = int(device.databaseRevision or 0) + 1
+        if not offered:
+            self.revision += 1
+
+    def object_list(self) -> Any:
+        """The device's object-list, made once per database revision: a BMS reads a long list one index at a
+        time, and bacpypes3 would build the whole array for each read."""
+        if self._object_list is None or self._object_list[0] != self.revision:
+            self._object_list = (self.revision, ArrayOfObjectIdentifier(list(self._listed)))
+        return self._object_list[1]
+
+    def get_object_id(self, objid: Any) -> Any:
+        found = self.objectIdentifier.get(objid)
+        if found is None and objid in self._offered:
+            found = self._make(objid)
+        return found
+
+    def get_object_name(self, objname: Any) -> Any:
+        found = self.objectName.get(objname)
+        if found is None and objname in self._offered_names:
+            found = self._make(self._offered_names[objname])
+        return found
+
+    def _make(self, objid: ObjectIdentifier) -> PointObject | None:
+        name, make = self._offered.pop(objid)
+        self._offered_names.pop(name, None)
+        obj = make()
+        if obj is None:  # its point went away meanwhile
+            self._listed.pop(objid, None)
+            self.revision += 1
+        return obj
+
+    async def do_WhoHasRequest(self, apdu: Any) -> None:
+        # bacpypes3 looks the object up in its dictionaries: make an offered one first
+        wanted = apdu.object
+        if wanted.objectIdentifier is not None:
+            self.get_object_id(wanted.objectIdentifier)
+        if wanted.objectName is not None:
+            self.get_object_name(wanted.objectName)
+        await super().do_WhoHasRequest(apdu)
 
     async def do_ReadPropertyMultipleRequest(self, apdu: ReadPropertyMultipleRequest) -> None:
         results = []
@@ -302,7 +395,6 @@ def build_application(
         maxApduLengthAccepted=MAX_APDU,
         segmentationSupported=Segmentation.segmentedBoth,
         maxSegmentsAccepted=64,
-        databaseRevision=1,
     )
     network_port = NetworkPortObject(
         link,

@@ -1,7 +1,8 @@
 """The BACnet adapter: keeps the device's objects in step with the point database and carries BMS writes to the
 command service.
 
-- **Objects** are made for the points there are at start and for each point defined later (a charger connects, a
+- **Objects** are offered to the device (listed; made when a BMS first names one) for the points there are at
+  start and for each point defined later (a charger connects, a
   meter series is first reported): the mapping's object where it places the point, else (unless switched off)
   an object of the gateway's own at an instance kept in SQLite. Configuration keys get objects only where mapped;
   a charger with a template gets no object for a writable point the template leaves out (the BMS writes only
@@ -18,9 +19,11 @@ command service.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from bacpypes3.basetypes import (
@@ -83,7 +86,8 @@ class BacnetServer:
         self.mapping = mapping
         self.app: GatewayApplication | None = None
         self.plans: dict[str, ObjectPlan] = {}  # point id -> the object it has (or will have, before start)
-        self.objects: dict[str, PointObject] = {}  # point id -> object
+        self.objects: dict[str, PointObject] = {}  # point id -> object (made when a BMS first asks for it)
+        self._offered: set[str] = set()  # point ids whose object is offered to the device, not made yet
         self._keys: set[tuple[BacnetObjectType, int]] = set()  # objects planned
         self._names: set[str] = set()
         self._placed: dict[str, dict[str, PlacedPoint]] = {}  # charger -> source text -> placement
@@ -91,6 +95,7 @@ class BacnetServer:
         self._instances: dict[str, tuple[BacnetObjectType, int]] = {}  # point id -> kept dynamic instance
         self._kept: set[tuple[BacnetObjectType, int]] = set()  # the instances kept for unmapped points
         self._next_instance: dict[BacnetObjectType, int] = {}
+        self._unsaved: list[tuple[str, str, int]] = []  # instances handed out, not yet written to SQLite
         self._commands: dict[str, list[Value]] = {}  # point id -> [relinquish default written, p1..p16]
         self._stop_listening: Any = None
 
@@ -104,7 +109,8 @@ class BacnetServer:
             self._ensure(point)
 
     async def start(self) -> None:
-        """Bind the device, make the planned objects, and follow the point database from now on."""
+        """Bind the device, offer the planned objects (each is made when a BMS first asks for it), and follow the
+        point database from now on."""
         s = self.settings
         await self.prepare()
         try:
@@ -124,7 +130,7 @@ class BacnetServer:
             s.bacnet_device_id,
             s.bacnet_address,
             s.bacnet_port,
-            len(self.objects) + 2,
+            len(self.objects) + len(self._offered) + 2,
         )
 
     def _build(self) -> GatewayApplication:
@@ -149,6 +155,8 @@ class BacnetServer:
         if self.app is not None:
             self.app.close()
             self.app = None
+        self.objects.clear()
+        self._offered.clear()
 
     async def _load(self) -> None:
         for row in await self.store.fetch_all("SELECT point_id, object_type, instance FROM bacnet_objects"):
@@ -211,11 +219,27 @@ class BacnetServer:
             plan = self._plan_new(point)
             if plan is None:
                 return
-        if self.app is None or point.id in self.objects:
+        if self.app is None or point.id in self.objects or point.id in self._offered:
             return
+        self._offered.add(point.id)
+        self.app.offer(
+            (plan.object_type.value, plan.instance), plan.name, partial(self._materialize, point.id)
+        )
+
+    def _materialize(self, point_id: str) -> PointObject | None:
+        """Make an offered object, now that a BMS asks for it, showing the point as it is now."""
+        self._offered.discard(point_id)
+        point = self.points.get(point_id)
+        if point is None:
+            return None
+        plan = self.plans[point_id]
+        fresh = self.plan(point)  # the point may have changed since it was offered (`_respec`)
+        if fresh is not None and fresh.key == plan.key:
+            plan = self.plans[point_id] = replace(fresh, name=plan.name)
         obj = self._make(plan, point)
-        self.objects[point.id] = obj
+        self.objects[point_id] = obj
         self._show(obj, point)
+        return obj
 
     def _plan_new(self, point: Point) -> ObjectPlan | None:
         plan = self.plan(point)
@@ -283,11 +307,20 @@ class BacnetServer:
         self._next_instance[object_type] = instance + 1
         self._instances[point.id] = (object_type, instance)
         self._kept.add((object_type, instance))
-        self.store.execute_nowait(
-            "INSERT OR REPLACE INTO bacnet_objects (point_id, object_type, instance) VALUES (?, ?, ?)",
-            (point.id, object_type.value, instance),
-        )
+        if not self._unsaved:
+            asyncio.get_running_loop().call_soon(self._save_instances)
+        self._unsaved.append((point.id, object_type.value, instance))
         return object_type, instance
+
+    def _save_instances(self) -> None:
+        """Keep the instances handed out since the last call, in one statement (thousands at a first start)."""
+        rows, self._unsaved = self._unsaved, []
+        self.store.write_nowait(
+            lambda connection: connection.executemany(
+                "INSERT OR REPLACE INTO bacnet_objects (point_id, object_type, instance) VALUES (?, ?, ?)",
+                rows,
+            )
+        )
 
     def _taken(self, key: tuple[BacnetObjectType, int]) -> bool:
         return key in self._keys
@@ -416,8 +449,8 @@ class BacnetServer:
         for value in slots[1:]:
             if value is not None:
                 return value
-        obj = self.objects.get(point_id)
-        return self._relinquish_default(obj._plan) if obj is not None else None
+        plan = self.plans.get(point_id)
+        return self._relinquish_default(plan) if plan is not None else None
 
     def _show_priorities(self, obj: Any) -> None:
         plan: ObjectPlan = obj._plan
