@@ -13,6 +13,7 @@ from datetime import datetime
 from difflib import get_close_matches
 from enum import StrEnum
 from fnmatch import fnmatchcase
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -117,7 +118,9 @@ class ModbusTable(StrEnum):
 
     @property
     def holds_bits(self) -> bool:
-        return self in (ModbusTable.COIL, ModbusTable.DISCRETE_INPUT)
+        return (
+            self is ModbusTable.COIL or self is ModbusTable.DISCRETE_INPUT
+        )  # identity: hot in layout checks
 
     @property
     def writable(self) -> bool:
@@ -510,12 +513,21 @@ class Mapping(StrictModel):
     authorization: Authorization = Field(default_factory=Authorization)
     modbus: ModbusMap = Field(default_factory=ModbusMap, description="The Modbus register map as a whole.")
 
+    @cached_property
+    def _entries_by_id(self) -> dict[str, int]:
+        # the model is frozen, so the index is built once (a site may list a thousand chargers by id)
+        found: dict[str, int] = {}
+        for index, entry in enumerate(self.chargers):
+            if entry.id is not None:
+                found.setdefault(entry.id, index)
+        return found
+
     def entry_index(self, charger_id: str) -> int | None:
         """The index of the entry a charger falls under: its exact id first, then patterns in file order (as
         admission decides)."""
-        for index, entry in enumerate(self.chargers):
-            if entry.id is not None and entry.id == charger_id:
-                return index
+        exact = self._entries_by_id.get(charger_id)
+        if exact is not None:
+            return exact
         for index, entry in enumerate(self.chargers):
             if entry.pattern is not None and entry.matches(charger_id):
                 return index
