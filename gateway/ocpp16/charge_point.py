@@ -6,21 +6,24 @@ CALLERROR code that fits and the connection stays up.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+import ocpp.messages
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import InternalError, OCPPError, SecurityError, TypeConstraintViolationError
-from ocpp.messages import Call, CallError, validate_payload
+from ocpp.messages import Call, CallError
 from ocpp.routing import on as _on
 from ocpp.v16 import ChargePoint, call_result, datatypes
 from ocpp.v16.enums import Action
 
 from gateway.authorization import IdTagInfo
 from gateway.central import CentralSystem
+from gateway.ocpp16 import schemas
 from gateway.ocppj import CALL, ConnectionLost, FrameError, FrameFault, parse_frame
 from gateway.sources import natural_unit
 from gateway.state import BootInfo, SampledValue, StatusReport, iso, parse_time, utcnow
@@ -58,6 +61,28 @@ _CODES_16 = {
     "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
 }
 _FAULT_CODES = {FrameFault.FORMAT: "FormationViolation", FrameFault.PROTOCOL: "ProtocolError"}
+
+# The library validates each payload in a thread pool by default. Under the GIL that runs no faster, and the two
+# thread hops per message (request and answer) were a fifth of the gateway's time per MeterValues in the profile
+# (bench/throughput.py), so what the library still validates (answers to our commands) is validated on the loop.
+ocpp.messages.ASYNC_VALIDATION = False
+
+
+@functools.lru_cache(maxsize=4096)
+def _snake_key(key: str) -> str:
+    """The library's spelling of one payload key in snake case, remembered: its conversion runs two regular
+    expressions per key of every message, and OCPP has a few hundred field names."""
+    (converted,) = camel_to_snake_case({key: None})
+    return cast(str, converted)
+
+
+def snake_case(data: Any) -> Any:
+    """`ocpp.charge_point.camel_to_snake_case`, with the keys' conversion remembered."""
+    if isinstance(data, dict):
+        return {_snake_key(key): snake_case(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [snake_case(value) for value in data]
+    return data
 
 
 class ChargePoint16(ChargePoint):  # type: ignore[misc]
@@ -112,13 +137,13 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         """Validate, dispatch and answer one CALL. Unlike the library's version, errors propagate to
         `route_message`, which answers and logs them in one place."""
         self._after_answer = []
-        await validate_payload(msg, self._ocpp_version)
+        schemas.validate(msg)
         handler = self.route_map[msg.action]["_on_action"]
-        response = handler(**camel_to_snake_case(msg.payload))
+        response = handler(**snake_case(msg.payload))
         if inspect.isawaitable(response):
             response = await response
         result = msg.create_call_result(snake_to_camel_case(remove_nones(serialize_as_dict(response))))
-        await validate_payload(result, self._ocpp_version)
+        schemas.validate(result)
         try:
             await self._send(result.to_json())
         finally:
