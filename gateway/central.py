@@ -347,7 +347,6 @@ class CentralSystem:
             current = connector.meter.get(sample.key)
             if current is None or current.timestamp <= sample.timestamp:
                 connector.meter[sample.key] = sample
-        await self.store.write(_insert_samples(charger_id, connector_id, transaction_id, samples))
         values = self.points.meter(charger_id, connector_id, samples)
         energy = values.get(f"{connector_id}/meter/{_ENERGY}")
         open_transaction = self.open_transactions.get(connector.transaction_id or -1)
@@ -355,6 +354,8 @@ class CentralSystem:
             self.points.set(
                 charger_id, f"{connector_id}/session_energy", energy - open_transaction.meter_start_wh
             )
+        # The BMS sees the values at once; the charger's answer waits for the commit (it may discard them then).
+        await self.store.write(_insert_samples(charger_id, connector_id, transaction_id, samples))
 
     def authorize(self, id_tag: str) -> IdTagInfo:
         return self.authorization.authorize(id_tag, utcnow())
