@@ -51,6 +51,8 @@ from bench.common import (
     BenchCharger,
     connected_charger,
     cpu_text,
+    freshness_failures,
+    freshness_test,
     gateway_rows,
     next_profile,
     rate_test,
@@ -223,6 +225,11 @@ async def wait_device(app: Any, device: Address) -> str:
             await asyncio.sleep(0.2)
 
 
+async def read_power(app: Any, device: Address) -> float:
+    ack = await app.request(read_property(device, POWER, "present-value"))
+    return float(ack.propertyValue.cast_out(Real))
+
+
 async def wait_power(app: Any, device: Address) -> float:
     """CP1's power, once the gateway shows the MeterValues sent (7360 W); the last read after POWER_TIMEOUT."""
     deadline = time.monotonic() + POWER_TIMEOUT
@@ -297,6 +304,7 @@ async def run_client(options: Options, gateway: Gateway, process: psutil.Process
                 lambda: read_property_multiple(device), app.request, rpm_properties_read, options, process
             )
             figures["rss_after_read_property_multiple_bytes"] = process.memory_info().rss
+            figures["freshness"] = await freshness_test(charger, lambda: read_power(app, device))
             figures["write"] = await write_test(app, device, charger, options)
             figures["rss_after_bytes"] = process.memory_info().rss
     finally:
@@ -381,6 +389,7 @@ def failed(result: dict[str, Any]) -> list[str]:
             reasons.append(f"{name}: {write[name]['failures']} failed")
     if write["set_charging_profile"]["count"] != write["writes"]:
         reasons.append(f"only {write['set_charging_profile']['count']} of {write['writes']} profiles arrived")
+    reasons += freshness_failures(figures)
     if figures["gateway_stop"]["killed"]:
         reasons.append("the gateway did not stop on SIGINT and was killed")
     return reasons

@@ -127,6 +127,50 @@ async def next_profile(charger: BenchCharger, limit: float) -> tuple[Profile, in
             others += 1
 
 
+# -- freshness: a charger's MeterValues to the value a BMS reads -------------------------------------------------
+
+
+FRESHNESS_SAMPLES = 200
+FRESHNESS_TIMEOUT = 5.0  # seconds for one new value to show
+
+
+def power_meter_values(power: float) -> Any:
+    """CP1's MeterValues for connector 1 with this power (W)."""
+    sampled = [{"value": f"{power:.0f}", "measurand": "Power.Active.Import", "unit": "W"}]
+    return call.MeterValues(connector_id=1, meter_value=[{"timestamp": now_iso(), "sampled_value": sampled}])
+
+
+async def freshness_test(
+    charger: BenchCharger, read_power: Callable[[], Awaitable[float]], samples: int = FRESHNESS_SAMPLES
+) -> dict[str, Any]:
+    """For each sample CP1 sends a new power and the client reads it back as fast as answers come: the time from
+    sending the MeterValues to the first read that shows the new value (it includes one read's round trip)."""
+    tally, reads = Tally(), 0
+    for index in range(samples):
+        power = 1000.0 + 10 * index  # never the value before
+        sent = time.perf_counter()
+        answer = asyncio.create_task(charger.call(power_meter_values(power), suppress=False))
+        try:
+            async with asyncio.timeout(FRESHNESS_TIMEOUT):
+                while True:
+                    reads += 1
+                    if await read_power() == power:
+                        break
+            tally.latencies.append(time.perf_counter() - sent)
+        except Exception as error:
+            tally.fail(error)
+        await answer
+        await asyncio.sleep(0.005)  # apart, as meter values are
+    return {"samples": samples, "reads": reads, "fresh": tally.summary()}
+
+
+def freshness_failures(figures: dict[str, Any]) -> list[str]:
+    fresh = figures["freshness"]["fresh"]
+    if fresh["failures"] or fresh["count"] != figures["freshness"]["samples"]:
+        return [f"freshness: {fresh['failures']} of {figures['freshness']['samples']} values never showed"]
+    return []
+
+
 # -- the rate test -------------------------------------------------------------------------------------------
 
 
@@ -239,8 +283,12 @@ def cpu_text(test: dict[str, Any]) -> str:
 
 def gateway_rows(figures: dict[str, Any], after_reads: str) -> list[tuple[str, str]]:
     """The rows every client benchmark ends with: the write-through, start-up, memory, stop and output."""
-    write, stop = figures["write"], figures["gateway_stop"]
+    write, stop, fresh = figures["write"], figures["gateway_stop"], figures["freshness"]
     return [
+        (
+            "MeterValues -> value readable p50 / p99",
+            f"{latency_text(fresh['fresh'])}, {fresh['samples']} values, {fresh['reads']} reads",
+        ),
         (
             "write -> SetChargingProfile p50 / p99",
             f"{latency_text(write['set_charging_profile'])}, {write['writes']} writes in {write['seconds']:.2f} s",

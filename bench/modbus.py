@@ -46,6 +46,8 @@ from bench.common import (
     BenchCharger,
     connected_charger,
     cpu_text,
+    freshness_failures,
+    freshness_test,
     gateway_rows,
     next_profile,
     rate_test,
@@ -342,6 +344,7 @@ async def run_clients(options: Options, gateway: Gateway, process: psutil.Proces
                 unit="registers",
             )
             figures["rss_after_reads_bytes"] = process.memory_info().rss
+            figures["freshness"] = await freshness_test(charger, lambda: read_float(first, POWER))
             figures["write"] = await write_test(first, charger, options)
             figures["rss_after_bytes"] = process.memory_info().rss
     return figures
@@ -430,6 +433,7 @@ def failed(result: dict[str, Any]) -> list[str]:
             reasons.append(f"{name}: {write[name]['failures']} failed")
     if write["set_charging_profile"]["count"] != write["writes"]:
         reasons.append(f"only {write['set_charging_profile']['count']} of {write['writes']} profiles arrived")
+    reasons += freshness_failures(figures)
     if figures["gateway_stop"]["killed"]:
         reasons.append("the gateway did not stop on SIGINT and was killed")
     return reasons
