@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import cast
 
-BENCHMARKS = ("connect_many", "throughput", "bacnet", "modbus")
+BENCHMARKS = ("connect_many", "fleet", "throughput", "bacnet", "modbus")
 
 
 def run(name: str, argv: Sequence[str]) -> int:
