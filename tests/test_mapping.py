@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from textwrap import dedent, indent
@@ -52,11 +53,12 @@ def assert_issue(issue: SourceIssue, path: Path, line: int, location: str, reaso
 @pytest.mark.parametrize(
     ("text", "line", "reason"),
     [
-        pytest.param("version: 1\n\tchargers: []\n", 2, "cannot start any token", id="tab"),
+        # libyaml's wording, or PyYAML's pure-Python parser's where PyYAML is built without libyaml
+        pytest.param("version: 1\n\tchargers: []\n", 2, "tab character|cannot start any token", id="tab"),
         pytest.param(
             "version: 1\nchargers:\n  - id: CP1\n   name: x\n",
             4,
-            "expected <block end>",
+            "did not find expected '-' indicator|expected <block end>",
             id="bad-indentation",
         ),
         pytest.param(
@@ -70,7 +72,7 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path, text: str, line: int, 
     path = write(tmp_path, text)
     issue = only_issue(path)
     assert_issue(issue, path, line, "", "YAML syntax")
-    assert reason in issue.reason
+    assert re.search(reason, issue.reason), issue.reason
 
 
 def test_duplicate_key_names_both_lines(tmp_path: Path) -> None:
