@@ -1,5 +1,5 @@
-"""`ocpp-gateway`: run the gateway, check a mapping file, or export the BACnet point list (EDE) or the Modbus
-register list (CSV and Markdown)."""
+"""`ocpp-gateway`: run the gateway, check a mapping file, export the BACnet point list (EDE) or the Modbus
+register list (CSV and Markdown), or run simulated chargers against a central system."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from gateway import __version__
 from gateway.layout import Layout, expand
 from gateway.mapping import GATEWAY_BLOCK_WIDTH, Mapping, load_mapping
 from gateway.settings import Settings
+from gateway.simulator.options import add_arguments as add_simulate_arguments
 from gateway.yamlsource import SourceError
 
 
@@ -69,12 +70,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     export_modbus.add_argument("file", type=Path, metavar="FILE", help="file to write the list to")
     _settings_options(export_modbus)
+    add_simulate_arguments(
+        commands.add_parser(
+            "simulate",
+            help="run simulated chargers against a central system (commissioning without a car)",
+            description="Connect simulated OCPP 1.6J chargers (profiles amina, ac-smart, sicharge-d, generic) to "
+            "URL/<charge point id>: they boot, run charging sessions with meter values that follow the limits "
+            "applied, and answer the central system's commands as their model does. A summary line every few "
+            "seconds, a table per profile at the end. Exit code 0 when every charger booted Accepted and nothing "
+            "unexpected happened, else 1.",
+        )
+    )
     commands.add_parser(
         "schema",
         help="print the mapping file's JSON schema",
         description="Print the JSON schema of the mapping file (kept as mappings/mapping.schema.json, for editors).",
     )
     return parser
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from gateway.simulator.fleet import run_fleet
+    from gateway.simulator.options import from_arguments
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The library logs every frame, and each CALLERROR it gets; the simulator counts them.
+    logging.getLogger("ocpp").setLevel(logging.ERROR)
+    logging.getLogger("gateway.simulator.frames").setLevel(logging.ERROR)
+    _raise_open_file_limit()
+    return run_fleet(from_arguments(args))
 
 
 def _load(path: Path) -> Mapping | None:
@@ -194,6 +218,8 @@ def _raise_open_file_limit() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "simulate":
+        return _simulate(args)  # a client of a central system: no gateway settings
     overrides: dict[str, Any] = {
         name: value
         for name, value in vars(args).items()
