@@ -94,13 +94,14 @@ def test_check_example_mapping() -> None:
     assert "mappings/example.yaml: OK" in result.stdout
     assert "C1-*" in result.stdout
     assert "templates: 5 (generic-ac-1: 18 points, generic-ac-2: 34 points, amina: 19 points" in result.stdout
-    # every slot of the patterns counts: 99 objects for the chargers by id, 19 for each of 30 slots
-    assert "BACnet: 669 objects (instances 1000-20930)" in result.stdout
+    # every slot of the patterns counts: 99 objects for the chargers by id, 19 for each of the 30 amina slots,
+    # 20, 27 and 34 for each of the 20 slots of ACSMART-*, SICHARGE-D-* and SIM-* (the simulator's chargers)
+    assert "BACnet: 2289 objects (instances 1000-51970)" in result.stdout
     assert (
-        "Modbus: 1066 registers (input 924, holding 72, coil 34, discrete-input 36) in units 1, 2, 10-29"
+        "Modbus: 3806 registers (input 3304, holding 272, coil 94, discrete-input 136) in units 1-5, 10-29"
         in result.stdout
     )
-    assert "Modbus gateway block: registers 9000-9013, layout version 1, checksum " in result.stdout
+    assert "Modbus gateway block: registers 9000-9013, layout version 2, checksum " in result.stdout
 
 
 def test_check_summary_without_templates(tmp_path: Path) -> None:

@@ -52,6 +52,9 @@ def test_example_assigns_a_template_to_every_seed_charger(example: Mapping) -> N
         "SICHARGE-D-01": "sicharge-d",
         "C1-*": "amina",
         "M1-*": "amina",
+        "ACSMART-*": "ac-smart",
+        "SICHARGE-D-*": "sicharge-d",
+        "SIM-*": "generic-ac-2",
         "TEST-*": None,
     }
     assert {name: len(t.points) for name, t in example.templates.items()} == {
@@ -64,10 +67,11 @@ def test_example_assigns_a_template_to_every_seed_charger(example: Mapping) -> N
 
 
 def test_example_counts_every_slot_of_its_patterns(layout: Layout) -> None:
-    # 18 + 34 + 20 + 27 objects for the chargers by id, 19 for each of C1-*'s 20 and M1-*'s 10 slots
-    assert len(layout.bacnet_objects) == 18 + 34 + 20 + 27 + 19 * 30
+    # 18 + 34 + 20 + 27 objects for the chargers by id, 19 for each of C1-*'s 20 and M1-*'s 10 slots, and 20
+    # slots each of ACSMART-* (20 objects), SICHARGE-D-* (27) and SIM-* (34)
+    assert len(layout.bacnet_objects) == 18 + 34 + 20 + 27 + 19 * 30 + (20 + 27 + 34) * 20
     instances = [placed.bacnet[1] for placed in layout.bacnet_objects if placed.bacnet is not None]
-    assert (min(instances), max(instances)) == (1000, 20930)
+    assert (min(instances), max(instances)) == (1000, 51970)
     assert len(set(placed.bacnet for placed in layout.bacnet_objects)) == len(instances)
 
 

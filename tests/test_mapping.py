@@ -408,7 +408,14 @@ def test_example_mapping_loads() -> None:
         "ACSMART-01",
         "SICHARGE-D-01",
     ]
-    assert [c.pattern for c in loaded.chargers if c.pattern is not None] == ["C1-*", "M1-*", "TEST-*"]
+    assert [c.pattern for c in loaded.chargers if c.pattern is not None] == [
+        "C1-*",
+        "M1-*",
+        "ACSMART-*",
+        "SICHARGE-D-*",
+        "SIM-*",
+        "TEST-*",
+    ]
     test_bench = loaded.chargers[-1]
     assert test_bench.registration is RegistrationStatus.PENDING
     assert test_bench.retry_interval == 60

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "mappings" / "example.yaml"
 SHIPPED = ROOT / "mappings" / "example-modbus.csv"
 REGENERATE = "run: ocpp-gateway export-modbus mappings/example-modbus.csv --mapping mappings/example.yaml"
-EXAMPLE_ROWS = 621  # 22 of the gateway block (input and holding) and 599 of 34 chargers and pattern slots
+EXAMPLE_ROWS = 2081  # 22 of the gateway block (input and holding) and 2059 of 94 chargers and pattern slots
 
 
 @pytest.fixture(scope="module")
@@ -216,8 +216,8 @@ def test_every_register_of_the_map_is_listed_once_charger_by_charger(example: Ma
     ]
     assert len(list(itertools.groupby(chargers))) == len(set(chargers))
     # the addresses `ocpp-gateway check` counts
-    assert sum(int(row.registers) for row in listed) == 1066
-    assert len({row.charger for row in listed}) == 34
+    assert sum(int(row.registers) for row in listed) == 3806
+    assert len({row.charger for row in listed}) == 94
 
 
 # -- files ------------------------------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ def test_export_modbus_command_writes_both_files(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     markdown = tmp_path / "registers.md"
     assert result.stdout == (
-        f"Modbus register list: {EXAMPLE_ROWS} registers of 34 chargers/slots in {target} and {markdown}\n"
+        f"Modbus register list: {EXAMPLE_ROWS} registers of 94 chargers/slots in {target} and {markdown}\n"
     )
     assert len(read_csv(target)) == EXAMPLE_ROWS
     assert markdown.read_text(encoding="utf-8").startswith("# Modbus register list\n")
