@@ -56,6 +56,7 @@ from bench.connect_many import (
     tail,
     wait_healthy,
 )
+from bench.ocpp_load import exchange, meter_values
 from bench.site import charger_id, write_site
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "fleet.json"
@@ -204,11 +205,12 @@ class Chargers:
             self.senders.append(asyncio.create_task(self._send_meter_values(connection, number)))
 
     async def _exchange(self, connection: ClientConnection, action: str, payload: dict[str, Any]) -> Any:
+        """The CALLRESULT's payload; a CALLERROR or no answer within 30 s raises."""
         self._ids += 1
-        unique_id = str(self._ids)
-        await connection.send(json.dumps([2, unique_id, action, payload]))
-        answer = json.loads(await asyncio.wait_for(connection.recv(), 30.0))
-        if answer[0] != 3 or answer[1] != unique_id:
+        answer = await asyncio.wait_for(
+            exchange(connection, str(self._ids), action, json.dumps(payload)), 30.0
+        )
+        if answer[0] != 3:
             raise RuntimeError(f"{action}: {answer}")
         return answer[2]
 
@@ -217,15 +219,7 @@ class Chargers:
         energy = 1_000_000 + 1000 * number
         while True:
             energy += 20
-            sampled = [
-                {"value": str(energy), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-                {"value": "7360", "measurand": "Power.Active.Import", "unit": "W"},
-                *(
-                    {"value": "10.7", "measurand": "Current.Import", "phase": phase, "unit": "A"}
-                    for phase in ("L1", "L2", "L3")
-                ),
-            ]
-            payload = {"connectorId": 1, "meterValue": [{"timestamp": now_iso(), "sampledValue": sampled}]}
+            payload = meter_values(energy, now_iso())
             sent = time.perf_counter()
             try:
                 await self._exchange(connection, "MeterValues", payload)

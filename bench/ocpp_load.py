@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import time
 from collections import Counter
@@ -30,6 +29,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
+from bench.connect_many import percentile_ms
+
 SUBPROTOCOL = Subprotocol("ocpp1.6")
 
 
@@ -37,33 +38,34 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def meter_values(energy_wh: int, timestamp: str) -> dict[str, Any]:
+    """A MeterValues payload for connector 1: the energy register, 7360 W and 10.7 A on each phase."""
+    sampled = [
+        {
+            "value": str(energy_wh),
+            "context": "Sample.Periodic",
+            "measurand": "Energy.Active.Import.Register",
+            "unit": "Wh",
+        },
+        {"value": "7360", "context": "Sample.Periodic", "measurand": "Power.Active.Import", "unit": "W"},
+        *(
+            {
+                "value": "10.7",
+                "context": "Sample.Periodic",
+                "measurand": "Current.Import",
+                "phase": p,
+                "unit": "A",
+            }
+            for p in ("L1", "L2", "L3")
+        ),
+    ]
+    return {"connectorId": 1, "meterValue": [{"timestamp": timestamp, "sampledValue": sampled}]}
+
+
 def cycle_payloads() -> list[tuple[str, str]]:
     """(action, payload JSON) of one cycle: 8 MeterValues, a StatusNotification, a Heartbeat."""
     now = _now()
-    currents = [
-        {
-            "value": "10.7",
-            "context": "Sample.Periodic",
-            "measurand": "Current.Import",
-            "phase": p,
-            "unit": "A",
-        }
-        for p in ("L1", "L2", "L3")
-    ]
-    cycle = []
-    for step in range(8):
-        sampled = [
-            {
-                "value": str(1_000_000 + step * 20),
-                "context": "Sample.Periodic",
-                "measurand": "Energy.Active.Import.Register",
-                "unit": "Wh",
-            },
-            {"value": "7360", "context": "Sample.Periodic", "measurand": "Power.Active.Import", "unit": "W"},
-            *currents,
-        ]
-        payload = {"connectorId": 1, "meterValue": [{"timestamp": now, "sampledValue": sampled}]}
-        cycle.append(("MeterValues", json.dumps(payload)))
+    cycle = [("MeterValues", json.dumps(meter_values(1_000_000 + step * 20, now))) for step in range(8)]
     status = {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": now}
     cycle.append(("StatusNotification", json.dumps(status)))
     cycle.append(("Heartbeat", "{}"))
@@ -84,7 +86,8 @@ class Totals:
         self.examples.setdefault(kind, example[:300])
 
 
-async def _exchange(connection: ClientConnection, unique_id: str, action: str, payload: str) -> list[Any]:
+async def exchange(connection: ClientConnection, unique_id: str, action: str, payload: str) -> list[Any]:
+    """Send one CALL (`payload` is its JSON) and return the answer with the same unique id."""
     await connection.send(f'[2,"{unique_id}","{action}",{payload}]')
     answer: list[Any] = json.loads(await connection.recv())
     if answer[1] != unique_id:
@@ -98,7 +101,7 @@ async def charger(url: str, charger_id: str, window: tuple[float, float], totals
     async with websockets.connect(
         f"{url}/{charger_id}", subprotocols=[SUBPROTOCOL], compression=None, proxy=None, max_size=2**20
     ) as connection:
-        boot = await _exchange(
+        boot = await exchange(
             connection,
             "boot",
             "BootNotification",
@@ -107,7 +110,7 @@ async def charger(url: str, charger_id: str, window: tuple[float, float], totals
         if boot[0] != 3 or boot[2].get("status") != "Accepted":
             raise RuntimeError(f"{charger_id} not accepted: {boot}")
         status = {"connectorId": 1, "errorCode": "NoError", "status": "Available", "timestamp": _now()}
-        await _exchange(connection, "status", "StatusNotification", json.dumps(status))
+        await exchange(connection, "status", "StatusNotification", json.dumps(status))
         cycle = cycle_payloads()
         sent = 0
         while True:
@@ -116,7 +119,7 @@ async def charger(url: str, charger_id: str, window: tuple[float, float], totals
                 return
             action, payload = cycle[sent % len(cycle)]
             sent += 1
-            answer = await _exchange(connection, f"{charger_id}-{sent}", action, payload)
+            answer = await exchange(connection, f"{charger_id}-{sent}", action, payload)
             finished = time.perf_counter()
             if started < opens:
                 continue  # warm-up
@@ -125,12 +128,6 @@ async def charger(url: str, charger_id: str, window: tuple[float, float], totals
                 totals.by_action[action] += 1
             else:
                 totals.fail(str(answer[2]), json.dumps(answer))
-
-
-def percentile_ms(values: list[float], percent: int) -> float | None:
-    if len(values) < 2:
-        return values[0] * 1000 if values else None
-    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1] * 1000
 
 
 async def run(url: str, chargers: int, prefix: str, warmup: float, duration: float) -> dict[str, Any]:
