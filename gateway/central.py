@@ -83,6 +83,8 @@ class CentralSystem:
         self.chargers: dict[str, ChargerState] = {}
         self.open_transactions: dict[int, OpenTransaction] = {}
         self.data_transfer_handlers: dict[str, DataTransferHandler] = {}
+        # The number of connectors a charger reported (NumberOfConnectors), once its configuration is read.
+        self.connector_count: Callable[[str], int | None] = lambda charger_id: None
         self._added: dict[str, AddedCharger] = {}
         self.mapping = mapping
         self.admission = self._admission_policy()
@@ -314,6 +316,11 @@ class CentralSystem:
         """The charger has its transaction id: a waiting TxProfile may follow."""
         for follow_up in self.after_transaction_start:
             follow_up(charger_id, connector_id)
+
+    def highest_connector(self, charger_id: str) -> int:
+        """The highest connector id this charger may report: its NumberOfConnectors, or the site's maximum."""
+        count = self.connector_count(charger_id)
+        return count if count is not None and count >= 1 else self.settings.max_connectors
 
     def heartbeat_interval_for(self, admission: Admission) -> int:
         return self.settings.heartbeat_interval if admission.accepted else admission.retry_interval

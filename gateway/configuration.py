@@ -77,6 +77,11 @@ class Configuration:
         except ValueError:
             return 1
 
+    def number_of_connectors(self, charger_id: str) -> int | None:
+        """The charger's NumberOfConnectors, when it reported a usable one."""
+        text = self.value(charger_id, "NumberOfConnectors") or ""
+        return int(text) if text.strip().isdigit() and 0 < int(text) <= 1000 else None
+
     def rate_units(self, charger_id: str) -> set[str]:
         """The schedule units the charger allows (A, W); empty when it has not said."""
         text = next((v for k in _RATE_UNIT_KEYS if (v := self.value(charger_id, k))), "")

@@ -74,7 +74,10 @@ def parse_frame(raw: str | bytes, max_bytes: int) -> Frame:
         raise FrameError(
             FrameFault.FORMAT, "OCPP-J messages are text frames, got a binary frame", recover_call_id(text)
         )
-    size = len(raw) if len(raw) * 4 <= max_bytes else len(raw.encode("utf-8"))
+    # A byte order mark has no place in a WebSocket text frame (RFC 8259 §8.1), but some chargers' JSON writers
+    # put one there: it is read past, so the message is answered rather than lost.
+    raw = raw.removeprefix("\ufeff")
+    size = len(raw) if len(raw) * 4 <= max_bytes else len(raw.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise FrameError(
             FrameFault.FORMAT,
@@ -82,7 +85,7 @@ def parse_frame(raw: str | bytes, max_bytes: int) -> Frame:
             recover_call_id(raw),
         )
     try:
-        frame = json.loads(raw)
+        frame = json.loads(raw, parse_constant=_not_json)
     except ValueError as exc:
         raise FrameError(
             FrameFault.FORMAT, f"message is not valid JSON: {exc}", recover_call_id(raw)
@@ -114,6 +117,10 @@ def parse_frame(raw: str | bytes, max_bytes: int) -> Frame:
             FrameFault.FORMAT, f"malformed {'CALLRESULT' if message_type == 3 else 'CALLERROR'} frame"
         )
     raise FrameError(FrameFault.FORMAT, f"unknown MessageTypeId {message_type}", unique_id)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _answerable(frame: list[Any], unique_id: Any) -> Any:

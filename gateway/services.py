@@ -29,6 +29,7 @@ class Services:
         self.connections = Connections(self.central)
         self.commands = CommandService(self.central, self.connections)
         self.configuration = Configuration(self.central, self.commands)
+        self.central.connector_count = self.configuration.number_of_connectors
         self.smart_charging = SmartChargingService(self.central, self.commands, self.configuration)
         self.local_lists = LocalLists(self.central, self.commands, self.configuration)
         # BMS and API writes to these points come back here and leave as commands.

@@ -55,6 +55,22 @@ class Settings(BaseSettings):
         None, description="PEM certificate; with tls_keyfile the server speaks wss."
     )
     tls_keyfile: Path | None = Field(None, description="PEM private key for tls_certfile.")
+    max_connectors: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Highest connector id accepted from a charger that has not reported NumberOfConnectors.",
+    )
+    timestamp_max_age_days: int = Field(
+        365,
+        ge=1,
+        description="A charger's timestamp older than this many days is refused (PropertyConstraintViolation).",
+    )
+    timestamp_max_ahead: int = Field(
+        86400,
+        ge=0,
+        description="A charger's timestamp more than this many seconds ahead of the gateway's clock is refused.",
+    )
     max_message_bytes: int = Field(
         65536, ge=1024, description="Largest OCPP message accepted; a larger one gets a CALLERROR."
     )

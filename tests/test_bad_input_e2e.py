@@ -55,7 +55,7 @@ async def _still_up(ws: ClientConnection) -> None:
         pytest.param(
             [2, "id-11", "StatusNotification", {"connectorId": 1, "status": "Available"}],
             "id-11",
-            "ProtocolError",
+            "OccurenceConstraintViolation",
             id="missing-required-field",
         ),
         pytest.param(
@@ -69,7 +69,7 @@ async def _still_up(ws: ClientConnection) -> None:
                 {"connectorId": 1, "errorCode": "NoError", "status": "Sleeping"},
             ],
             "id-13",
-            "FormationViolation",
+            "PropertyConstraintViolation",
             id="value-not-in-enum",
         ),
         pytest.param(

@@ -10,12 +10,12 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 import ocpp.messages
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
-from ocpp.exceptions import InternalError, OCPPError, SecurityError, TypeConstraintViolationError
+from ocpp.exceptions import InternalError, OCPPError, PropertyConstraintViolationError, SecurityError
 from ocpp.messages import Call, CallError
 from ocpp.routing import on as _on
 from ocpp.v16 import ChargePoint, call_result, datatypes
@@ -23,10 +23,11 @@ from ocpp.v16.enums import Action
 
 from gateway.authorization import IdTagInfo
 from gateway.central import CentralSystem
-from gateway.ocpp16 import schemas
+from gateway.ocpp16 import plausible, schemas
 from gateway.ocppj import CALL, ConnectionLost, FrameError, FrameFault, parse_frame
+from gateway.plausibility import Implausible, check_values
 from gateway.sources import natural_unit
-from gateway.state import BootInfo, SampledValue, StatusReport, iso, parse_time, utcnow
+from gateway.state import BootInfo, SampledValue, StatusReport, iso, utcnow
 
 LOG = logging.getLogger(__name__)
 # The library logs every frame at INFO; under "ocpp" so that one logger level quiets it.
@@ -114,7 +115,7 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         call = Call(frame.unique_id, frame.action, frame.payload)
         try:
             self._admit(call.action)
-            await self._handle_call(call)
+            await self._handle_call(call, frame.raw)
         except ConnectionLost:
             raise
         except Exception as exc:
@@ -133,11 +134,16 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         await self._send_call_error(call.unique_id, code, description)
         self.central.log(self.id, "CALLERROR", f"{call.action}: {code}: {description}")
 
-    async def _handle_call(self, msg: Call) -> None:
+    async def _handle_call(self, msg: Call, raw: str) -> None:
         """Validate, dispatch and answer one CALL. Unlike the library's version, errors propagate to
         `route_message`, which answers and logs them in one place."""
         self._after_answer = []
         schemas.validate(msg)
+        try:
+            check_values(msg.payload, raw)
+            plausible.check(msg.action, msg.payload, self._limits())
+        except Implausible as exc:
+            raise PropertyConstraintViolationError(description=str(exc)) from None
         handler = self.route_map[msg.action]["_on_action"]
         response = handler(**snake_case(msg.payload))
         if inspect.isawaitable(response):
@@ -150,6 +156,15 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
             follow_ups, self._after_answer = self._after_answer, []
         for follow_up in follow_ups:
             follow_up()
+
+    def _limits(self) -> plausible.Limits:
+        settings = self.central.settings
+        return plausible.Limits(
+            highest_connector=self.central.highest_connector(self.id),
+            now=utcnow(),
+            max_age=timedelta(days=settings.timestamp_max_age_days),
+            max_ahead=timedelta(seconds=settings.timestamp_max_ahead),
+        )
 
     def _admit(self, action: str) -> None:
         if action not in RECEIVED_ACTIONS:
@@ -204,7 +219,7 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
 
     @on(Action.status_notification)
     def on_status_notification(self, connector_id: int, timestamp: str | None = None, **report: Any) -> Any:
-        moment = _timestamp(timestamp, "timestamp") if timestamp else None
+        moment = plausible.timestamp(timestamp, "timestamp") if timestamp else None
         state = StatusReport(**report, timestamp=moment)
         self.central.status_notification(self.id, connector_id, state)
         extra = f" ({state.info})" if state.info else ""
@@ -244,7 +259,12 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         reservation_id: int | None = None,
     ) -> Any:
         result = await self.central.start_transaction(
-            self.id, connector_id, id_tag, meter_start, _timestamp(timestamp, "timestamp"), reservation_id
+            self.id,
+            connector_id,
+            id_tag,
+            meter_start,
+            plausible.timestamp(timestamp, "timestamp"),
+            reservation_id,
         )
         again = " (repeated)" if result.repeated else ""
         self.central.log(
@@ -270,7 +290,13 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
     ) -> Any:
         samples = _samples(transaction_data or [])
         result = await self.central.stop_transaction(
-            self.id, transaction_id, meter_stop, _timestamp(timestamp, "timestamp"), reason, id_tag, samples
+            self.id,
+            transaction_id,
+            meter_stop,
+            plausible.timestamp(timestamp, "timestamp"),
+            reason,
+            id_tag,
+            samples,
         )
         if not result.known:
             outcome = "unknown transaction, recorded"
@@ -315,20 +341,10 @@ def _now() -> str:
     return iso(utcnow()) or ""
 
 
-def _timestamp(text: str, field: str) -> datetime:
-    try:
-        moment = parse_time(text)
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise TypeConstraintViolationError(description=f"{field} {text!r} is not an ISO 8601 date-time")
-    return moment
-
-
 def _samples(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
     samples = []
     for meter_value in meter_values:
-        moment = _timestamp(meter_value["timestamp"], "meterValue.timestamp")
+        moment = plausible.timestamp(meter_value["timestamp"], "meterValue.timestamp")
         for sampled in meter_value["sampled_value"]:
             fields = {
                 key: sampled.get(key) for key in ("measurand", "phase", "context", "location", "format")

@@ -2,10 +2,12 @@
 
 The library validates with jsonschema's Draft4Validator, about 150 us per MeterValues, which was most of the
 gateway's time per message (bench/throughput.py). The compiled schemas take about 6 us and find the same faults.
-Errors map to CALLERRORs as the library maps them (`ocpp.messages._validate_payload`): a wrong type or a string
-too long is a TypeConstraintViolation, a missing field a ProtocolError, anything else (an unknown field, a value
-not in an enumeration) a FormatViolation. Formats (date-time) are not checked, as the library's validator does
-not check them either; the handlers parse timestamps themselves.
+Each fault gets the CALLERROR OCPP-J 1.6 §4.2.3 defines for it: a wrong type or a string too long is a
+TypeConstraintViolation, a missing field (or too few items) an OccurenceConstraintViolation, a value outside its
+enumeration a PropertyConstraintViolation, anything else (an unknown field) a FormationViolation. The library
+itself answers ProtocolError for a missing field and FormationViolation for a bad enumeration value; the
+specification keeps ProtocolError for an incomplete frame. Formats (date-time) are not checked here, as the
+library's validator does not check them either; the handlers parse timestamps themselves.
 """
 
 from __future__ import annotations
@@ -21,13 +23,23 @@ import ocpp
 from ocpp.exceptions import (
     FormatViolationError,
     NotImplementedError,
-    ProtocolError,
+    OccurrenceConstraintViolationError,
+    OCPPError,
+    PropertyConstraintViolationError,
     TypeConstraintViolationError,
 )
 from ocpp.messages import Call, CallResult
 
 SCHEMAS = Path(ocpp.__file__).resolve().parent / "v16" / "schemas"
-_TYPE_ERRORS = frozenset({"type", "maxLength"})
+# fastjsonschema's rule -> the error for it; other rules (additionalProperties) are a FormationViolation.
+_ERRORS: dict[str, type[OCPPError]] = {
+    "type": TypeConstraintViolationError,
+    "maxLength": TypeConstraintViolationError,
+    "required": OccurrenceConstraintViolationError,
+    "minItems": OccurrenceConstraintViolationError,
+    "enum": PropertyConstraintViolationError,
+    "multipleOf": PropertyConstraintViolationError,
+}
 
 
 @functools.cache
@@ -47,8 +59,4 @@ def validate(message: Call | CallResult) -> None:
         check(message.payload)
     except fastjsonschema.JsonSchemaValueException as error:
         details = {"cause": error.message, "ocpp_message": message}
-        if error.rule in _TYPE_ERRORS:
-            raise TypeConstraintViolationError(details=details) from None
-        if error.rule == "required":
-            raise ProtocolError(details={"cause": error.message}) from None
-        raise FormatViolationError(details=details) from None
+        raise _ERRORS.get(error.rule or "", FormatViolationError)(details=details) from None
