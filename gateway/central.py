@@ -15,8 +15,10 @@ from typing import Any
 from gateway.admission import AddedCharger, Admission, AdmissionPolicy
 from gateway.authorization import AuthorizationPolicy, IdTagInfo
 from gateway.charger_points import ChargerPoints
+from gateway.identity import identity_problem
 from gateway.mapping import Mapping, load_mapping
 from gateway.settings import RegistrationStatus, Settings
+from gateway.sources import CONNECTOR_STATUSES, ERROR_CODES
 from gateway.state import (
     BootInfo,
     ChargerState,
@@ -28,7 +30,7 @@ from gateway.state import (
     parse_time,
     utcnow,
 )
-from gateway.store import Store
+from gateway.store import Store, load_rows
 from points import PointDatabase
 
 LOG = logging.getLogger(__name__)
@@ -93,62 +95,78 @@ class CentralSystem:
     # -- start-up and configuration -------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Bring back chargers, connectors, added chargers and open transactions from the database."""
+        """Bring back chargers, connectors, added chargers and open transactions from the database. A row that
+        no longer fits is skipped (and logged), never a reason not to start."""
         rows = await self.store.read(_load_all)
-        for row in rows["chargers"]:
-            charger = ChargerState(
-                id=row["id"],
-                first_seen=_time(row["first_seen"]),
-                last_seen=_time(row["last_seen"]),
-                protocol=row["protocol"],
-                last_boot=parse_time(row["last_boot"]),
-                registration_status=RegistrationStatus(row["registration_status"])
-                if row["registration_status"]
-                else None,
-                diagnostics_status=row["diagnostics_status"],
-                diagnostics_status_time=parse_time(row["diagnostics_status_time"]),
-                firmware_status=row["firmware_status"],
-                firmware_status_time=parse_time(row["firmware_status_time"]),
-            )
-            if row["vendor"] is not None:
-                charger.boot = BootInfo(**{name: row[name] for name in _BOOT_FIELDS})
-            self.chargers[charger.id] = charger
-        for row in rows["connectors"]:
-            owner = self.chargers.get(row["charger_id"])
-            if owner is None:
-                continue
-            connector = owner.connector(row["connector_id"])
-            if row["status"] is not None:
-                fields = {name: row[name] for name in _REPORT_FIELDS if name != "timestamp"}
-                connector.report = StatusReport(**fields, timestamp=parse_time(row["status_time"]))
-            connector.updated_at = parse_time(row["updated_at"])
-        for row in rows["open_transactions"]:
-            transaction = OpenTransaction(
-                transaction_id=row["id"],
-                charger_id=row["charger_id"],
-                connector_id=row["connector_id"],
-                id_tag=row["id_tag"],
-                meter_start_wh=row["meter_start_wh"],
-                start_time=_time(row["start_time"]),
-            )
-            self.open_transactions[transaction.transaction_id] = transaction
-            owner = self.chargers.get(transaction.charger_id)
-            if owner is not None:
-                owner.connector(transaction.connector_id).transaction_id = transaction.transaction_id
-        self._added = {
-            row["id"]: AddedCharger(row["id"], RegistrationStatus(row["registration"]), row["name"])
-            for row in rows["added"]
-        }
+        load_rows("chargers", rows["chargers"], self._load_charger)
+        load_rows("connectors", rows["connectors"], self._load_connector)
+        load_rows("transactions", rows["open_transactions"], self._load_transaction)
+        load_rows("added_chargers", rows["added"], self._load_added)
         self.admission = self._admission_policy()
         self.points.apply_mapping(self.mapping, self.chargers)
-        for charger in self.chargers.values():
-            self._show(charger)
+        load_rows("chargers (points)", list(self.chargers.values()), self._show)
         LOG.info(
             "loaded %d chargers, %d open transactions, %d added chargers",
             len(self.chargers),
             len(self.open_transactions),
             len(self._added),
         )
+
+    def _load_charger(self, row: sqlite3.Row) -> None:
+        problem = identity_problem(row["id"])
+        if problem:
+            raise ValueError(problem)
+        charger = ChargerState(
+            id=row["id"],
+            first_seen=_time(row["first_seen"]),
+            last_seen=_time(row["last_seen"]),
+            protocol=row["protocol"],
+            last_boot=parse_time(row["last_boot"]),
+            registration_status=RegistrationStatus(row["registration_status"])
+            if row["registration_status"]
+            else None,
+            diagnostics_status=row["diagnostics_status"],
+            diagnostics_status_time=parse_time(row["diagnostics_status_time"]),
+            firmware_status=row["firmware_status"],
+            firmware_status_time=parse_time(row["firmware_status_time"]),
+        )
+        if row["vendor"] is not None:
+            charger.boot = BootInfo(**{name: row[name] for name in _BOOT_FIELDS})
+        self.chargers[charger.id] = charger
+
+    def _load_connector(self, row: sqlite3.Row) -> None:
+        owner = self.chargers.get(row["charger_id"])
+        if owner is None:
+            return
+        connector_id = _connector_id(row["connector_id"], lowest=0)
+        report = None
+        if row["status"] is not None:
+            fields = {name: row[name] for name in _REPORT_FIELDS if name != "timestamp"}
+            report = StatusReport(**fields, timestamp=parse_time(row["status_time"]))
+            _check_report(report)
+        updated_at = parse_time(row["updated_at"])
+        connector = owner.connector(connector_id)
+        connector.report, connector.updated_at = report, updated_at
+
+    def _load_transaction(self, row: sqlite3.Row) -> None:
+        transaction = OpenTransaction(
+            transaction_id=row["id"],
+            charger_id=row["charger_id"],
+            connector_id=_connector_id(row["connector_id"], lowest=1),
+            id_tag=str(row["id_tag"]),
+            meter_start_wh=int(row["meter_start_wh"]),
+            start_time=_time(row["start_time"]),
+        )
+        self.open_transactions[transaction.transaction_id] = transaction
+        owner = self.chargers.get(transaction.charger_id)
+        if owner is not None:
+            owner.connector(transaction.connector_id).transaction_id = transaction.transaction_id
+
+    def _load_added(self, row: sqlite3.Row) -> None:
+        problem = identity_problem(row["id"])
+        if problem:
+            raise ValueError(problem)
+        self._added[row["id"]] = AddedCharger(row["id"], RegistrationStatus(row["registration"]), row["name"])
 
     def _admission_policy(self) -> AdmissionPolicy:
         return AdmissionPolicy(
@@ -481,8 +499,20 @@ class CentralSystem:
 
 def _time(text: str) -> datetime:
     moment = parse_time(text)
-    assert moment is not None
+    if moment is None:
+        raise ValueError("a time is missing")
     return moment
+
+
+def _connector_id(value: object, *, lowest: int) -> int:
+    if not isinstance(value, int) or not lowest <= value <= 1000:
+        raise ValueError(f"connector {value!r} is not a connector id")
+    return value
+
+
+def _check_report(report: StatusReport) -> None:
+    if report.status not in CONNECTOR_STATUSES or report.error_code not in ERROR_CODES:
+        raise ValueError(f"status {report.status!r} / error code {report.error_code!r} are not OCPP's")
 
 
 def _load_all(c: sqlite3.Connection) -> dict[str, list[sqlite3.Row]]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.commands import CommandResult, CommandService
 from gateway.sources import LIST_KEYS, config_kind, resolve
 from gateway.state import iso, parse_time
+from gateway.store import load_rows
 from points import Kind, Point, Value, WriteResult
 
 if TYPE_CHECKING:
@@ -54,17 +55,20 @@ class Configuration:
 
     async def load(self) -> None:
         rows = await self.central.store.fetch_all("SELECT * FROM configuration")
-        for row in rows:
-            entry = ConfigEntry(
-                row["key"],
-                row["value"],
-                bool(row["readonly"]),
-                parse_time(row["read_at"]),
-                row["write_status"],
-                parse_time(row["write_time"]),
-            )
-            self.keys.setdefault(row["charger_id"], {})[entry.key] = entry
-            self.central.points.configuration(row["charger_id"], entry.key, entry.value, entry.readonly)
+        load_rows("configuration", rows, self._load_row)
+
+    def _load_row(self, row: dict[str, Any]) -> None:
+        entry = ConfigEntry(
+            str(row["key"]),
+            None if row["value"] is None else str(row["value"]),
+            bool(row["readonly"]),
+            parse_time(row["read_at"]),
+            row["write_status"],
+            parse_time(row["write_time"]),
+        )
+        resolve(f"config/{entry.key}")  # a key no point can carry is not loaded
+        self.central.points.configuration(row["charger_id"], entry.key, entry.value, entry.readonly)
+        self.keys.setdefault(row["charger_id"], {})[entry.key] = entry
 
     def value(self, charger_id: str, key: str) -> str | None:
         entry = self.keys.get(charger_id, {}).get(key)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from gateway.mapping import Mapping
-from gateway.store import Store
+from gateway.store import Store, load_rows
 
 LOG = logging.getLogger(__name__)
 
@@ -27,8 +27,18 @@ class ChargerSlots:
 
     async def load(self) -> None:
         rows = await self.store.fetch_all("SELECT pattern, slot, charger_id FROM charger_slots")
-        for row in rows:
-            self._by_pattern.setdefault(row["pattern"], {})[row["slot"]] = row["charger_id"]
+        load_rows("charger_slots", rows, self._load_row)
+
+    def _load_row(self, row: dict[str, object]) -> None:
+        slot, pattern, charger_id = row["slot"], row["pattern"], row["charger_id"]
+        if (
+            not isinstance(slot, int)
+            or slot < 0
+            or not isinstance(pattern, str)
+            or not isinstance(charger_id, str)
+        ):
+            raise ValueError("not a slot of a pattern")
+        self._by_pattern.setdefault(pattern, {})[slot] = charger_id
 
     def assigned(self, pattern: str) -> dict[int, str]:
         """The chargers holding slots of a pattern, by slot."""

@@ -21,6 +21,7 @@ from gateway.commands import CommandResult, CommandService, Outcome
 from gateway.configuration import Configuration
 from gateway.sources import LIMIT_UNITS, PROFILE_KINDS, PROFILE_PURPOSES, resolve, with_limit_unit
 from gateway.state import iso, utcnow
+from gateway.store import load_rows
 from points import Point, Value, WriteResult
 
 if TYPE_CHECKING:
@@ -94,12 +95,23 @@ class SmartChargingService:
         self.settings: dict[tuple[str, int], SmartCharging] = {}
 
     async def load(self) -> None:
-        for row in await self.central.store.fetch_all("SELECT * FROM smart_charging"):
-            stored = json.loads(row["settings"])
-            known = {f.name for f in fields(SmartCharging)}
-            settings = SmartCharging(**{k: v for k, v in stored.items() if k in known})
-            self.settings[(row["charger_id"], row["connector_id"])] = settings
-            self._show(row["charger_id"], row["connector_id"], settings)
+        rows = await self.central.store.fetch_all("SELECT * FROM smart_charging")
+        load_rows("smart_charging", rows, self._load_row)
+
+    def _load_row(self, row: dict[str, Any]) -> None:
+        stored = json.loads(row["settings"])
+        known = {f.name: f.type for f in fields(SmartCharging)}
+        settings = SmartCharging(**{k: v for k, v in stored.items() if k in known})
+        connector_id = row["connector_id"]
+        problem = (
+            settings.check(connector_id)
+            if isinstance(connector_id, int) and connector_id >= 0
+            else "connector"
+        )
+        if problem or not _typed(settings):
+            raise ValueError(problem or f"settings of the wrong type: {stored}")
+        self.settings[(row["charger_id"], connector_id)] = settings
+        self._show(row["charger_id"], connector_id, settings)
 
     def get(self, charger_id: str, connector_id: int) -> SmartCharging:
         return self.settings.get((charger_id, connector_id)) or SmartCharging.default(connector_id)
@@ -300,6 +312,24 @@ class SmartChargingService:
         }
         for name, value in values.items():
             points.set(charger_id, f"{connector_id}/{name}", value, origin="gateway")
+
+
+def _typed(settings: SmartCharging) -> bool:
+    """Settings as `SmartCharging` declares them (a row written by hand may hold a text where a number goes)."""
+    numbers_ok = settings.limit is None or (
+        isinstance(settings.limit, int | float) and not isinstance(settings.limit, bool)
+    )
+    return (
+        isinstance(settings.enabled, bool)
+        and numbers_ok
+        and all(
+            isinstance(value, int) and not isinstance(value, bool)
+            for value in (settings.profile_id, settings.stack_level)
+        )
+        and all(
+            value is None or isinstance(value, str) for value in (settings.send_status, settings.sent_purpose)
+        )
+    )
 
 
 def _status(result: CommandResult) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +164,37 @@ CREATE TABLE IF NOT EXISTS reservations (
 """
 
 
+def load_rows(table: str, rows: Iterable[T], load: Callable[[T], object]) -> int:
+    """Apply `load` to each stored row. A row that no longer fits (written by an older version, edited by hand)
+    is skipped, so the gateway still starts; the rows skipped are logged once per table. Returns their count."""
+    skipped = 0
+    first: tuple[T, Exception] | None = None
+    for row in rows:
+        try:
+            load(row)
+        except Exception as exc:
+            skipped += 1
+            first = first or (row, exc)
+    if first is not None:
+        row, problem = first
+        shown = dict(row) if isinstance(row, sqlite3.Row) else row
+        LOG.warning(
+            "%s: %d stored row(s) skipped at start-up, they no longer fit; the first: %s (%s: %s)",
+            table,
+            skipped,
+            shown,
+            type(problem).__name__,
+            problem,
+        )
+    return skipped
+
+
+def _text(data: bytes) -> str:
+    # Text that is not UTF-8 (a database edited by hand) reads with replacement characters rather than failing the
+    # whole query, and with it the gateway's start.
+    return str(data, "utf-8", "replace")
+
+
 @dataclass
 class _Pending:
     operation: Operation
@@ -189,6 +220,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         connection.row_factory = sqlite3.Row
+        connection.text_factory = _text
         connection.execute("PRAGMA journal_mode=WAL")
         # FULL: a power cut in the plant room must not lose a committed transaction start.
         connection.execute("PRAGMA synchronous=FULL")

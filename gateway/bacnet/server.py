@@ -45,7 +45,7 @@ from gateway.mapping import BacnetObjectType, Mapping
 from gateway.settings import Settings
 from gateway.slots import ChargerSlots
 from gateway.sources import SourceProblem, resolve
-from gateway.store import Store
+from gateway.store import Store, load_rows
 from gateway.writes import BmsWrites
 from points import Change, Kind, Point, PointDatabase, Quality, Value, WriteError, WriteErrorCode
 
@@ -159,13 +159,25 @@ class BacnetServer:
         self._offered.clear()
 
     async def _load(self) -> None:
-        for row in await self.store.fetch_all("SELECT point_id, object_type, instance FROM bacnet_objects"):
-            object_type = BacnetObjectType(row["object_type"])
-            self._instances[row["point_id"]] = (object_type, row["instance"])
-            self._kept.add((object_type, row["instance"]))
-        for row in await self.store.fetch_all("SELECT point_id, priority, value FROM bacnet_commands"):
-            slots = self._commands.setdefault(row["point_id"], [None] * 17)
-            slots[row["priority"]] = json.loads(row["value"])
+        rows = await self.store.fetch_all("SELECT point_id, object_type, instance FROM bacnet_objects")
+        load_rows("bacnet_objects", rows, self._load_instance)
+        rows = await self.store.fetch_all("SELECT point_id, priority, value FROM bacnet_commands")
+        load_rows("bacnet_commands", rows, self._load_command)
+
+    def _load_instance(self, row: dict[str, Any]) -> None:
+        object_type, instance = BacnetObjectType(row["object_type"]), row["instance"]
+        if not isinstance(instance, int) or not 0 <= instance < 4194303:
+            raise ValueError(f"{instance!r} is not an object instance")
+        self._instances[row["point_id"]] = (object_type, instance)
+        self._kept.add((object_type, instance))
+
+    def _load_command(self, row: dict[str, Any]) -> None:
+        priority, value = row["priority"], json.loads(row["value"])
+        if not isinstance(priority, int) or not 0 <= priority <= 16:
+            raise ValueError(f"{priority!r} is not a priority")
+        if value is not None and not isinstance(value, bool | int | float | str):
+            raise ValueError(f"{value!r} is not a point value")
+        self._commands.setdefault(row["point_id"], [None] * 17)[priority] = value
 
     def use_mapping(self, mapping: Mapping) -> None:
         """Objects made from now on follow `mapping`; objects that exist keep their numbers until a restart."""
