@@ -17,6 +17,7 @@ from gateway.authorization import AuthorizationPolicy, IdTagInfo
 from gateway.charger_points import ChargerPoints
 from gateway.identity import identity_problem
 from gateway.mapping import Mapping, load_mapping
+from gateway.plausibility import safe_text
 from gateway.settings import RegistrationStatus, Settings
 from gateway.sources import CONNECTOR_STATUSES, ERROR_CODES
 from gateway.state import (
@@ -241,7 +242,8 @@ class CentralSystem:
 
     def log(self, charger_id: str, message_type: str, summary: str) -> None:
         """Append to the general message log (seed 003 §5.2); never waits."""
-        entry = (iso(utcnow()), charger_id, message_type, summary[:500])
+        # Text from a charger is written as it can be stored and shown (a lone surrogate as its escape).
+        entry = (iso(utcnow()), safe_text(charger_id), message_type, safe_text(summary[:500]))
         self.store.execute_nowait(
             "INSERT INTO message_log (timestamp, charger_id, message_type, summary) VALUES (?, ?, ?, ?)",
             entry,

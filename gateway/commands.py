@@ -25,6 +25,7 @@ from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, validate_payload
 from ocpp.v16 import call
 
+from gateway.plausibility import safe_value
 from gateway.state import iso, utcnow
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ class CommandService:
         if error is not None:
             # An answer the 1.6 schema refuses, a CALLERROR code 1.6 does not define, or the socket failing.
             return ended(Outcome.FAILED, f"{type(error).__name__}: {error}")
-        response = _wire(attempt.result())
+        response = safe_value(_wire(attempt.result()))
         status = response.get("status")
         if status is None or status in _DONE:
             return ended(Outcome.ACCEPTED, "", status, response)

@@ -63,7 +63,7 @@ def _text(text: str, path: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise Implausible(path, f"{safe_text(text)!r} is not valid Unicode (a lone surrogate)") from None
+        raise Implausible(path, f"'{safe_text(text)}' is not valid Unicode (a lone surrogate)") from None
 
 
 def _short(value: int) -> str:
@@ -79,6 +79,18 @@ def safe_text(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+def safe_value(value: Any) -> Any:
+    """A JSON value with every text made safe (`safe_text`), for answers to the gateway's own calls, which are
+    kept and shown as they came."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {safe_text(str(key)): safe_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [safe_value(item) for item in value]
+    return value
 
 
 def check_time(moment: datetime, field: str, now: datetime, max_age: timedelta, max_ahead: timedelta) -> None:

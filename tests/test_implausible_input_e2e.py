@@ -16,7 +16,8 @@ from gateway.mapping import Mapping
 from gateway.server import RunningGateway, running
 from gateway.settings import Settings
 from gateway.state import iso, utcnow
-from tests.conftest import exchange, make_settings, raw_socket
+from tests.conftest import connect_charger, exchange, make_settings, raw_socket
+from tests.scripted import Scripted
 
 BOOT = [2, "boot", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
 NOW = iso(utcnow()) or ""
@@ -170,3 +171,37 @@ async def test_the_gateway_starts_again_after_every_refused_frame(
     async with running(settings, mapping) as again, httpx.AsyncClient(base_url=again.http_url) as api:
         assert (await api.get("/api/chargers")).status_code == 200
         assert (await api.get("/api/health")).json()["open_transactions"] == 0
+
+
+async def test_a_bad_string_never_breaks_the_api(gateway: RunningGateway, api: httpx.AsyncClient) -> None:
+    """One charger's invalid text is refused, and what the log keeps of it is escaped: every list still answers."""
+    async with raw_socket(gateway, "CP1") as ws:
+        await exchange(ws, BOOT)
+        answer = await exchange(ws, json.dumps([2, "s1", "StatusNotification", _status(1, info="i\ud800")]))
+        assert answer[2] == "PropertyConstraintViolation"
+        assert "i\\ud800" in answer[3]
+    await gateway.central.store.flush()
+    assert (await api.get("/api/chargers")).status_code == 200
+    assert (await api.get("/api/chargers/CP1")).status_code == 200
+    log = await api.get("/api/messages", params={"charger_id": "CP1"})
+    assert log.status_code == 200
+    assert any("i\\ud800" in entry["summary"] for entry in log.json())
+    assert (await api.get("/api/messages.csv")).status_code == 200
+
+
+async def test_a_bad_string_in_a_chargers_answer_never_breaks_the_api(
+    gateway: RunningGateway, api: httpx.AsyncClient
+) -> None:
+    """The answers to the gateway's own calls are kept and shown as they came, with invalid text escaped."""
+    async with connect_charger(gateway, "CP1", cls=Scripted) as cp:
+        await cp.boot()
+        cp.config["Greeting"] = "hi\ud800"
+        read = await api.post("/api/chargers/CP1/commands/get-configuration", json={})
+        assert read.status_code == 200 and read.json()["outcome"] == "accepted"
+        keys = await api.get("/api/chargers/CP1/configuration")
+        assert keys.status_code == 200
+        assert {"key": "Greeting", "value": "hi\\ud800"}.items() <= next(
+            k for k in keys.json() if k["key"] == "Greeting"
+        ).items()
+        assert (await api.get("/api/points", params={"charger_id": "CP1"})).status_code == 200
+        assert (await api.get("/api/commands")).status_code == 200
