@@ -108,7 +108,13 @@ class TransactionOut(BaseModel):
     start_time: datetime | None
     stop_time: datetime | None
     minutes_charged: int | None
-    stop_reason: str | None
+    stop_reason: str | None = Field(
+        description="OCPP's reason (Local when the charger gave none), or Superseded: the charger started another "
+        "transaction on the connector without stopping this one."
+    )
+    flag: str | None = Field(
+        None, description="Why a figure is missing or was worked out, e.g. a meter that went backwards."
+    )
 
 
 class MessageOut(BaseModel):
@@ -295,7 +301,7 @@ PageLimit = Annotated[int, Query(ge=1, le=100_000, description="At most this man
 _TRANSACTION_SELECT = (
     "SELECT COALESCE(orphan_transaction_id, id) AS transaction_id, orphan_transaction_id IS NULL AS known_start, "
     "charger_id, connector_id, id_tag, id_tag_status, meter_start_wh, meter_stop_wh, energy_wh, start_time, "
-    "stop_time, minutes_charged, stop_reason FROM transactions"
+    "stop_time, minutes_charged, stop_reason, flag FROM transactions"
 )
 _MESSAGE_SELECT = "SELECT timestamp, charger_id, message_type, summary FROM message_log"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -23,7 +23,6 @@ from gateway.sources import CONNECTOR_STATUSES, ERROR_CODES
 from gateway.state import (
     BootInfo,
     ChargerState,
-    ConnectorState,
     OpenTransaction,
     SampledValue,
     StatusReport,
@@ -32,11 +31,14 @@ from gateway.state import (
     utcnow,
 )
 from gateway.store import Store, load_rows
+from gateway.transactions import SUPERSEDED, Stopped, Superseded, insert_samples, insert_start, insert_stop
 from points import PointDatabase
 
 LOG = logging.getLogger(__name__)
 
 _ENERGY = "Energy.Active.Import.Register"
+# OCPP 1.6 §7.40: a StopTransaction without a reason stopped for the default reason, Local.
+DEFAULT_STOP_REASON = "Local"
 _BOOT_FIELDS = tuple(BootInfo.__dataclass_fields__)
 _REPORT_FIELDS = tuple(StatusReport.__dataclass_fields__)
 
@@ -53,19 +55,21 @@ DataTransferHandler = Callable[[str, str | None, str | None], tuple[DataTransfer
 
 
 @dataclass(frozen=True)
+class MeterResult:
+    """What became of a MeterValues: the transaction its values were kept under, how many samples were new (a
+    resent message has none), and how many were older than the values shown (stored, not shown)."""
+
+    transaction_id: int | None
+    stored: int
+    older: int
+
+
+@dataclass(frozen=True)
 class StartResult:
     transaction_id: int
     id_tag_info: IdTagInfo
     repeated: bool
-
-
-@dataclass(frozen=True)
-class StopResult:
-    transaction_id: int
-    known: bool
-    repeated: bool
-    energy_wh: int | None
-    minutes_charged: int | None
+    superseded: Superseded | None = None
 
 
 class CentralSystem:
@@ -80,6 +84,8 @@ class CentralSystem:
         self.points = ChargerPoints(db if db is not None else PointDatabase(), mapping)
         # Follow-ups that run once the charger has its answer (they may send commands): see `booted`.
         self.after_boot: list[Callable[[str], None]] = []
+        # Follow-ups for a charger that reconnected without booting, once it shows it is up (its first message).
+        self.after_resume: list[Callable[[str], None]] = []
         # Called with a new mapping before its points are defined (the BACnet device places them by it).
         self.mapping_listeners: list[Callable[[Mapping], None]] = []
         self.after_transaction_start: list[Callable[[str, int], None]] = []
@@ -332,6 +338,13 @@ class CentralSystem:
         for follow_up in self.after_boot:
             follow_up(charger_id)
 
+    def resumed(self, charger_id: str) -> None:
+        """An Accepted charger reconnected without booting and has sent its first message: what waited for it
+        (a limit written while it was offline) may follow."""
+        if self.admission.decide(charger_id).accepted:
+            for follow_up in self.after_resume:
+                follow_up(charger_id)
+
     def transaction_started(self, charger_id: str, connector_id: int) -> None:
         """The charger has its transaction id: a waiting TxProfile may follow."""
         for follow_up in self.after_transaction_start:
@@ -345,9 +358,15 @@ class CentralSystem:
     def heartbeat_interval_for(self, admission: Admission) -> int:
         return self.settings.heartbeat_interval if admission.accepted else admission.retry_interval
 
-    def status_notification(self, charger_id: str, connector_id: int, report: StatusReport) -> ConnectorState:
+    def status_notification(self, charger_id: str, connector_id: int, report: StatusReport) -> bool:
+        """Keep a connector's status; False when the report is older than the status shown (by the charger's
+        clock), which then stays."""
         now = utcnow()
         connector = self._charger(charger_id).connector(connector_id)
+        clock = connector.status_clock
+        if report.timestamp is not None and clock is not None and report.timestamp < clock <= now:
+            return False
+        connector.status_clock = report.timestamp
         connector.report = report if report.timestamp else replace(report, timestamp=now)
         connector.updated_at = now
         row = {
@@ -364,25 +383,35 @@ class CentralSystem:
             ":info, :vendor_id, :vendor_error_code, :timestamp, :updated_at)",
             row,
         )
-        return connector
+        return True
 
     async def meter_values(
         self, charger_id: str, connector_id: int, transaction_id: int | None, samples: list[SampledValue]
-    ) -> None:
+    ) -> MeterResult:
+        """Keep a connector's meter samples. Values for a transaction that is not the connector's open one are kept
+        as the connector's own; a sample older than the value shown is stored but does not replace it."""
         connector = self._charger(charger_id).connector(connector_id)
-        for sample in samples:
-            current = connector.meter.get(sample.key)
-            if current is None or current.timestamp <= sample.timestamp:
-                connector.meter[sample.key] = sample
-        values = self.points.meter(charger_id, connector_id, samples)
+        kept_under = transaction_id
+        if transaction_id is not None:
+            named = self.open_transactions.get(transaction_id)
+            if named is None or (named.charger_id, named.connector_id) != (charger_id, connector_id):
+                kept_under = None
+        now = utcnow()
+        newer = [sample for sample in samples if _is_newer(connector.meter.get(sample.key), sample, now)]
+        for sample in newer:
+            connector.meter[sample.key] = sample
+        values = self.points.meter(charger_id, connector_id, newer)
         energy = values.get(f"{connector_id}/meter/{_ENERGY}")
         open_transaction = self.open_transactions.get(connector.transaction_id or -1)
-        if energy is not None and open_transaction is not None:
+        if energy is not None and open_transaction is not None and energy >= open_transaction.meter_start_wh:
             self.points.set(
                 charger_id, f"{connector_id}/session_energy", energy - open_transaction.meter_start_wh
             )
         # The BMS sees the values at once; the charger's answer waits for the commit (it may discard them then).
-        await self.store.write(_insert_samples(charger_id, connector_id, transaction_id, samples))
+        stored = await self.store.write(
+            lambda c: insert_samples(c, charger_id, connector_id, kept_under, samples)
+        )
+        return MeterResult(kept_under, stored, len(samples) - len(newer))
 
     def authorize(self, id_tag: str) -> IdTagInfo:
         return self.authorization.authorize(id_tag, utcnow())
@@ -408,14 +437,34 @@ class CentralSystem:
             "start_time": iso(timestamp),
             "created_at": iso(utcnow()),
         }
-        transaction_id, repeated = await self.store.write(lambda c: _insert_start(c, row))
-        if not repeated or transaction_id not in self.open_transactions:
-            self.open_transactions[transaction_id] = OpenTransaction(
-                transaction_id, charger_id, connector_id, id_tag, meter_start_wh, timestamp
+        started = await self.store.write(lambda c: insert_start(c, row))
+        if started.superseded is not None:
+            self._superseded(charger_id, connector_id, started.superseded, started.transaction_id)
+        if started.open:
+            self.open_transactions.setdefault(
+                started.transaction_id,
+                OpenTransaction(
+                    started.transaction_id, charger_id, connector_id, id_tag, meter_start_wh, timestamp
+                ),
             )
-        self._charger(charger_id).connector(connector_id).transaction_id = transaction_id
-        self.points.transaction(charger_id, connector_id, transaction_id, id_tag, 0)
-        return StartResult(transaction_id, info, repeated)
+            self._charger(charger_id).connector(connector_id).transaction_id = started.transaction_id
+            if not started.repeated:
+                self.points.transaction(charger_id, connector_id, started.transaction_id, id_tag, 0)
+        return StartResult(started.transaction_id, info, started.repeated, started.superseded)
+
+    def _superseded(self, charger_id: str, connector_id: int, old: Superseded, new_id: int) -> None:
+        """A new start closed the transaction still open on its connector: memory follows, and the log says so."""
+        self.open_transactions.pop(old.transaction_id, None)
+        connector = self._charger(charger_id).connector(connector_id)
+        if connector.transaction_id == old.transaction_id:
+            connector.transaction_id = None
+        energy = f"{old.energy_wh} Wh" if old.energy_wh is not None else f"no energy ({old.flag})"
+        self.log(
+            charger_id,
+            "TransactionSuperseded",
+            f"transaction {old.transaction_id} on connector {connector_id} was still open when transaction "
+            f"{new_id} started: closed as {SUPERSEDED} at meter {old.meter_stop_wh} Wh, {energy}",
+        )
 
     async def stop_transaction(
         self,
@@ -426,18 +475,26 @@ class CentralSystem:
         reason: str | None,
         id_tag: str | None,
         samples: list[SampledValue],
-    ) -> StopResult:
+    ) -> Stopped:
         """Close a transaction with its totals; a stop for an unknown transaction is kept as an orphan row."""
         stop = {
             "charger_id": charger_id,
             "transaction_id": transaction_id,
             "meter_stop_wh": meter_stop_wh,
-            "stop_time": timestamp,
-            "stop_reason": reason,
+            "stop_time": iso(timestamp),
+            "stop_reason": reason or DEFAULT_STOP_REASON,
             "stop_id_tag": id_tag,
             "created_at": iso(utcnow()),
         }
-        result: StopResult = await self.store.write(lambda c: _insert_stop(c, stop, samples))
+        result: Stopped = await self.store.write(lambda c: insert_stop(c, stop, samples))
+        if result.updated_from is not None:
+            LOG.info(
+                "%s: transaction %s stopped again with a higher meter (%s -> %s Wh): the stop follows it",
+                charger_id,
+                transaction_id,
+                result.updated_from,
+                meter_stop_wh,
+            )
         # Only this charger's own transaction closes: another charger's stop with the same id is an orphan.
         open_transaction = self.open_transactions.get(transaction_id)
         if result.known and open_transaction is not None and open_transaction.charger_id == charger_id:
@@ -448,6 +505,13 @@ class CentralSystem:
                 self.points.transaction(
                     charger_id, open_transaction.connector_id, None, None, result.energy_wh
                 )
+        elif result.known and result.updated_from is not None and result.energy_wh is not None:
+            connector_id = result.connector_id
+            if (
+                connector_id is not None
+                and self._charger(charger_id).connector(connector_id).transaction_id is None
+            ):
+                self.points.set(charger_id, f"{connector_id}/session_energy", result.energy_wh)
         return result
 
     def data_transfer(
@@ -506,6 +570,12 @@ def _time(text: str) -> datetime:
     return moment
 
 
+def _is_newer(current: SampledValue | None, sample: SampledValue, now: datetime) -> bool:
+    """A sample replaces the value shown unless that value is newer by the charger's clock. A value stamped ahead of
+    the gateway's clock does not count as newer: the charger's clock was fast and has since been set right."""
+    return current is None or current.timestamp <= sample.timestamp or current.timestamp > now
+
+
 def _connector_id(value: object, *, lowest: int) -> int:
     if not isinstance(value, int) or not lowest <= value <= 1000:
         raise ValueError(f"connector {value!r} is not a connector id")
@@ -548,83 +618,3 @@ def _upsert_charger(charger: ChargerState) -> Callable[[sqlite3.Connection], Any
     updates = ", ".join(f"{name} = excluded.{name}" for name in row if name not in ("id", "first_seen"))
     sql = f"INSERT INTO chargers ({columns}) VALUES ({placeholders}) ON CONFLICT (id) DO UPDATE SET {updates}"
     return lambda c: c.execute(sql, row)
-
-
-def _insert_samples(
-    charger_id: str, connector_id: int, transaction_id: int | None, samples: Iterable[SampledValue]
-) -> Callable[[sqlite3.Connection], Any]:
-    received = iso(utcnow())
-    rows = [
-        (
-            charger_id,
-            connector_id,
-            transaction_id,
-            iso(s.timestamp),
-            s.value,
-            s.measurand,
-            s.phase,
-            s.unit,
-            s.context,
-            s.location,
-            s.format,
-            received,
-        )
-        for s in samples
-    ]
-    return lambda c: c.executemany(
-        "INSERT INTO meter_values (charger_id, connector_id, transaction_id, timestamp, value, measurand, phase, "
-        "unit, context, location, format, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-
-
-def _insert_start(c: sqlite3.Connection, row: dict[str, Any]) -> tuple[int, bool]:
-    existing = c.execute(
-        "SELECT id FROM transactions WHERE orphan_transaction_id IS NULL AND charger_id = :charger_id "
-        "AND connector_id = :connector_id AND id_tag = :id_tag AND meter_start_wh = :meter_start_wh "
-        "AND start_time = :start_time",
-        row,
-    ).fetchone()
-    if existing is not None:
-        return int(existing["id"]), True
-    columns = ", ".join(row)
-    placeholders = ", ".join(f":{name}" for name in row)
-    cursor = c.execute(f"INSERT INTO transactions ({columns}) VALUES ({placeholders})", row)
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid, False
-
-
-def _insert_stop(c: sqlite3.Connection, stop: dict[str, Any], samples: list[SampledValue]) -> StopResult:
-    transaction_id: int = stop["transaction_id"]
-    stop_time: datetime = stop["stop_time"]
-    row = c.execute(
-        "SELECT * FROM transactions WHERE id = ? AND orphan_transaction_id IS NULL AND charger_id = ?",
-        (transaction_id, stop["charger_id"]),
-    ).fetchone()
-    if row is not None and row["stop_time"] is not None:
-        return StopResult(transaction_id, True, True, row["energy_wh"], row["minutes_charged"])
-    if samples:
-        _insert_samples(stop["charger_id"], row["connector_id"] if row else 0, transaction_id, samples)(c)
-    values = {**stop, "stop_time": iso(stop_time)}
-    if row is None:
-        values["orphan_transaction_id"] = values.pop("transaction_id")
-        columns = ", ".join(values)
-        placeholders = ", ".join(f":{name}" for name in values)
-        c.execute(f"INSERT INTO transactions ({columns}) VALUES ({placeholders})", values)
-        return StopResult(transaction_id, False, False, None, None)
-    energy = stop["meter_stop_wh"] - row["meter_start_wh"]
-    if energy < 0:
-        LOG.warning(
-            "transaction %s: meter went backwards (%s -> %s Wh)",
-            transaction_id,
-            row["meter_start_wh"],
-            stop["meter_stop_wh"],
-        )
-    started = _time(row["start_time"])
-    minutes = max(0, int((stop_time - started).total_seconds() // 60))
-    c.execute(
-        "UPDATE transactions SET meter_stop_wh = :meter_stop_wh, energy_wh = :energy_wh, stop_time = :stop_time, "
-        "minutes_charged = :minutes, stop_reason = :stop_reason, stop_id_tag = :stop_id_tag WHERE id = :id",
-        {**values, "energy_wh": energy, "minutes": minutes, "id": transaction_id},
-    )
-    return StopResult(transaction_id, True, False, energy, minutes)

@@ -87,6 +87,10 @@ class ChargerPoints:
             if connector_id == 0 and name in _TRANSACTION_FIELDS:
                 continue
             self._define(charger_id, resolve(f"{connector_id}/{name}"))
+        active = self.db.get(f"{charger_id}/{connector_id}/transaction_active")
+        if active is not None and active.value is None:
+            # The gateway hands out transaction ids: until it has, it knows no transaction runs here.
+            self.transaction(charger_id, connector_id, None, None, None)
 
     def _define(self, charger_id: str, source: Source, mapped: TemplatePoint | None = None) -> Point:
         existing = self.db.get(f"{charger_id}/{source.text}")

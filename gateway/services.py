@@ -39,6 +39,7 @@ class Services:
             config=self.configuration.write_point,
         )
         self.central.after_boot.append(self._booted)
+        self.central.after_resume.append(self._resumed)
         self.central.after_transaction_start.append(self._transaction_started)
         self.commands.listeners.append(self._show_command)
         self.slots = ChargerSlots(store)
@@ -91,6 +92,9 @@ class Services:
         if self.settings.read_configuration:
             await self.configuration.read(charger_id, source="gateway")
         await self.smart_charging.after_boot(charger_id)
+
+    def _resumed(self, charger_id: str) -> None:
+        self.commands.spawn(self.smart_charging.resume(charger_id), name=f"resume-{charger_id}")
 
     def _transaction_started(self, charger_id: str, connector_id: int) -> None:
         work = self.smart_charging.transaction_started(charger_id, connector_id)

@@ -275,6 +275,16 @@ class SmartChargingService:
                         replace(self.get(charger_id, connector_id), unit=next(iter(allowed))),
                     )
 
+    async def resume(self, charger_id: str) -> None:
+        """A charger back without a boot keeps the profiles it took: send what it has not taken yet (a limit
+        written while it was offline, one it timed out on)."""
+        for (owner, connector_id), settings in list(self.settings.items()):
+            if owner != charger_id or not settings.enabled or settings.limit is None:
+                continue
+            status = settings.send_status or ""
+            if not status.startswith(("Accepted", "Waiting")):
+                await self.apply(charger_id, connector_id, source="gateway")
+
     async def transaction_started(self, charger_id: str, connector_id: int) -> None:
         """A TxProfile waits for its transaction: send it now."""
         for key in ((charger_id, connector_id), (charger_id, 0)):

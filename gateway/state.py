@@ -81,6 +81,8 @@ class ConnectorState:
 
     connector_id: int
     report: StatusReport | None = None
+    # The charger's own time of the status shown, when it gave one: an older report does not replace it.
+    status_clock: datetime | None = None
     updated_at: datetime | None = None
     transaction_id: int | None = None
     meter: dict[tuple[str, str | None, str | None], SampledValue] = field(default_factory=dict)

@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS transactions (
     minutes_charged INTEGER,
     stop_reason TEXT,
     stop_id_tag TEXT,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    flag TEXT
 );
 CREATE INDEX IF NOT EXISTS transactions_charger_start ON transactions (charger_id, start_time);
 CREATE TABLE IF NOT EXISTS meter_values (
@@ -164,6 +165,21 @@ CREATE TABLE IF NOT EXISTS reservations (
 """
 
 
+# Columns added after a table was first released: (table, column, declaration). A database made by an older
+# version gains them at start.
+ADDED_COLUMNS = [
+    ("transactions", "flag", "TEXT"),
+]
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            LOG.info("database: %s gains the column %s", table, column)
+
+
 def load_rows(table: str, rows: Iterable[T], load: Callable[[T], object]) -> int:
     """Apply `load` to each stored row. A row that no longer fits (written by an older version, edited by hand)
     is skipped, so the gateway still starts; the rows skipped are logged once per table. Returns their count."""
@@ -226,6 +242,7 @@ class Store:
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA busy_timeout=5000")
         connection.executescript(SCHEMA)
+        _migrate(connection)
         self._connection = connection
 
     async def stop(self) -> None:

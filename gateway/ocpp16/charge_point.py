@@ -99,6 +99,9 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         self.triggered: set[str] = set()
         # Follow-ups of the message being handled, run once its answer is sent (they may send commands).
         self._after_answer: list[Callable[[], None]] = []
+        # Whether this connection has shown the charger is up: a BootNotification, or any first message of a
+        # charger that reconnected without booting (what waited for it goes out then).
+        self._up = False
 
     # -- framing and gatekeeping -----------------------------------------------------------------------------
 
@@ -138,6 +141,9 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         """Validate, dispatch and answer one CALL. Unlike the library's version, errors propagate to
         `route_message`, which answers and logs them in one place."""
         self._after_answer = []
+        if not self._up and msg.action != Action.boot_notification:
+            self._up = True
+            self._after_answer.append(lambda: self.central.resumed(self.id))
         schemas.validate(msg)
         try:
             check_values(msg.payload, raw)
@@ -206,6 +212,7 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
             f"interval {interval} s",
         )
         if admission.accepted:
+            self._up = True
             self._after_answer.append(lambda: self.central.booted(self.id))
         return call_result.BootNotification(
             current_time=_now(), interval=interval, status=admission.status.value
@@ -221,8 +228,10 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
     def on_status_notification(self, connector_id: int, timestamp: str | None = None, **report: Any) -> Any:
         moment = plausible.timestamp(timestamp, "timestamp") if timestamp else None
         state = StatusReport(**report, timestamp=moment)
-        self.central.status_notification(self.id, connector_id, state)
+        applied = self.central.status_notification(self.id, connector_id, state)
         extra = f" ({state.info})" if state.info else ""
+        if not applied:
+            extra += ": older than the status shown, which stays"
         self.central.log(
             self.id,
             "StatusNotification",
@@ -235,11 +244,21 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         self, connector_id: int, meter_value: list[dict[str, Any]], transaction_id: int | None = None
     ) -> Any:
         samples = _samples(meter_value)
-        await self.central.meter_values(self.id, connector_id, transaction_id, samples)
+        result = await self.central.meter_values(self.id, connector_id, transaction_id, samples)
+        notes = []
+        if transaction_id is not None and result.transaction_id is None:
+            notes.append(
+                f"transaction {transaction_id} is not the connector's open one: kept as its own values"
+            )
+        if not result.stored:
+            notes.append("already stored (resent)")
+        elif result.older:
+            notes.append(f"{result.older} older than the values shown: stored, not shown")
         self.central.log(
             self.id,
             "MeterValues",
-            f"connector {connector_id}, transaction {transaction_id or '-'}: {_describe(samples)}",
+            f"connector {connector_id}, transaction {transaction_id or '-'}: {_describe(samples)}"
+            + "".join(f"; {note}" for note in notes),
         )
         return call_result.MeterValues()
 
@@ -267,13 +286,16 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
             reservation_id,
         )
         again = " (repeated)" if result.repeated else ""
+        if result.superseded is not None:
+            again += f", closing transaction {result.superseded.transaction_id} still open on the connector"
         self.central.log(
             self.id,
             "StartTransaction",
             f"connector {connector_id}, {id_tag} -> {result.id_tag_info.status.value}, "
             f"transaction {result.transaction_id}{again}, meter {meter_start} Wh",
         )
-        self._after_answer.append(lambda: self.central.transaction_started(self.id, connector_id))
+        if not result.repeated:
+            self._after_answer.append(lambda: self.central.transaction_started(self.id, connector_id))
         return call_result.StartTransaction(
             transaction_id=result.transaction_id, id_tag_info=_id_tag_info(result.id_tag_info)
         )
@@ -298,12 +320,19 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
             id_tag,
             samples,
         )
+        energy = f"{result.energy_wh} Wh" if result.energy_wh is not None else f"no energy ({result.flag})"
         if not result.known:
-            outcome = "unknown transaction, recorded"
+            outcome = (
+                "unknown transaction, already recorded"
+                if result.repeated
+                else "unknown transaction, recorded"
+            )
+        elif result.updated_from is not None:
+            outcome = f"stopped again with a higher meter (was {result.updated_from} Wh): now {energy}"
         elif result.repeated:
             outcome = "already stopped"
         else:
-            outcome = f"{result.energy_wh} Wh in {result.minutes_charged} min"
+            outcome = f"{energy} in {result.minutes_charged} min"
         self.central.log(
             self.id,
             "StopTransaction",
