@@ -25,6 +25,7 @@ PROTOCOLS: dict[str, ChargePointFactory] = {OCPP16: ChargePoint16}
 
 CLOSE_REPLACED = 4000  # private-use code: a newer connection with the same charge point id took over
 CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
 
 
 class WebSocketConnection:
@@ -99,7 +100,10 @@ class Connections:
             reason += f"supported: {', '.join(PROTOCOLS)})"
             LOG.warning("refused %s from %s: %s", charger_id, peer, reason)
             self.central.refused(charger_id, f"from {peer}: {reason}")
-            await _deny(websocket, 400, reason)
+            # OCPP-J 1.6 §4.1.2 (2.0.1 part 4 §3.1.2): complete the handshake without a Sec-WebSocket-Protocol
+            # header, then close at once.
+            await websocket.accept()
+            await websocket.close(code=CLOSE_PROTOCOL_ERROR, reason=_close_reason(reason))
             return
         await websocket.accept(subprotocol=protocol)
         charge_point = PROTOCOLS[protocol](charger_id, WebSocketConnection(websocket), self.central)
@@ -133,6 +137,12 @@ class Connections:
             await asyncio.wait(list(self._serving), timeout=5)
 
 
+def _close_reason(text: str) -> str:
+    """A close frame's reason holds at most 123 bytes (RFC 6455 §5.5)."""
+    encoded = text.encode("utf-8")
+    return text if len(encoded) <= 123 else encoded[:120].decode("utf-8", "ignore") + "..."
+
+
 def _ending(session: Session) -> str:
     task = session.task
     assert task is not None
@@ -152,4 +162,4 @@ async def _deny(websocket: WebSocket, status: int, reason: str) -> None:
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(PlainTextResponse(reason + "\n", status_code=status))
     else:
-        await websocket.close(code=1008, reason=reason[:120])
+        await websocket.close(code=1008, reason=_close_reason(reason))

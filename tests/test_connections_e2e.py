@@ -44,19 +44,27 @@ async def test_subprotocol_negotiated(gateway: RunningGateway) -> None:
 async def test_connection_without_supported_subprotocol_refused(
     gateway: RunningGateway, offered: list[str]
 ) -> None:
-    with pytest.raises(InvalidStatus) as refused:
-        async with websockets.connect(
-            f"{gateway.ws_url}/CP1", subprotocols=[websockets.Subprotocol(p) for p in offered] or None
-        ):
-            pass
-    assert refused.value.response.status_code == 400
-    assert b"no supported OCPP subprotocol" in refused.value.response.body
-    # it tried to connect, so it is discovered: offline, with the reason in its message log
+    """OCPP-J 1.6 §4.1.2: a central system that agrees to none of the offered subprotocols completes the
+    handshake without a Sec-WebSocket-Protocol header and then closes the connection at once."""
+    async with websockets.connect(
+        f"{gateway.ws_url}/CP1", subprotocols=[websockets.Subprotocol(p) for p in offered] or None
+    ) as ws:
+        assert ws.response is not None and ws.response.status_code == 101
+        assert "Sec-WebSocket-Protocol" not in ws.response.headers
+        assert ws.subprotocol is None
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1002
+    assert "no supported OCPP subprotocol" in closed.value.rcvd.reason
+    # it tried to connect, so it is discovered: offline, with the offered list and the reason in its message log
     charger = gateway.central.chargers["CP1"]
     assert not charger.online and charger.protocol is None
     async with httpx.AsyncClient(base_url=gateway.http_url) as api:
         log = (await api.get("/api/messages", params={"charger_id": "CP1"})).json()
+        listed = (await api.get("/api/chargers")).json()
     assert log[0]["message_type"] == "Refused" and "no supported OCPP subprotocol" in log[0]["summary"]
+    assert f"offered: {', '.join(offered) or 'none'}" in log[0]["summary"]
+    assert any(c["id"] == "CP1" and c["discovered"] for c in listed)
 
 
 @pytest.mark.parametrize("charger_id", ["bad%20id", "a" * 49, "caf%C3%A9", "semi;colon"])
