@@ -372,17 +372,26 @@ async def reload_mapping(central: Central) -> MappingSummary:
     return mapping_summary(central)
 
 
+# Excel reads a CSV file as UTF-8 only when it starts with a byte order mark (else umlauts come out garbled);
+# Python's csv, LibreOffice and pandas (encoding="utf-8-sig") read it either way.
+_BOM = "\ufeff"
+# A cell that starts with one of these is a formula to a spreadsheet: text from a charger (an id tag, a status
+# info) must not run as one, so it is written as text (OWASP, CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv(rows: Sequence[BaseModel], model: type[BaseModel], filename: str) -> Response:
     columns = list(model.model_fields)
     buffer = io.StringIO()
+    buffer.write(_BOM)
     writer = csv.writer(buffer)
     writer.writerow(columns)
     for row in rows:
         values = row.model_dump()
         writer.writerow([_cell(values[name]) for name in columns])
     return Response(
-        buffer.getvalue(),
-        media_type="text/csv",
+        buffer.getvalue().encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
@@ -390,4 +399,6 @@ def _csv(rows: Sequence[BaseModel], model: type[BaseModel], filename: str) -> Re
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso(value)
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
     return "" if value is None else value

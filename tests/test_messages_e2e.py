@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import httpx
 from ocpp.v16 import call
 
@@ -208,6 +211,32 @@ async def test_every_exchange_in_message_log(charger: ChargerFactory, api: httpx
     assert "Weidmüller AC SMART" in boot["summary"] and "Accepted" in boot["summary"]
     status = next(e for e in log if e["message_type"] == "StatusNotification")
     assert status["summary"] == "connector 1: Preparing, NoError"
-    csv_text = (await api.get("/api/messages.csv", params={"charger_id": "CP2"})).text
+    csv_text = (await api.get("/api/messages.csv", params={"charger_id": "CP2"})).content.decode("utf-8-sig")
     assert csv_text.splitlines()[0] == "timestamp,charger_id,message_type,summary"
     assert "connector 1: Preparing, NoError" in csv_text
+
+
+async def test_csv_exports_open_in_excel(gateway: RunningGateway, charger: ChargerFactory) -> None:
+    """UTF-8 with a byte order mark, which Excel needs to read umlauts right; a charger's text that a spreadsheet
+    would run as a formula is written as text."""
+    async with charger("CP1") as cp:
+        await cp.boot()
+        await cp.call(
+            call.StatusNotification(
+                connector_id=1, error_code="OtherError", status="Faulted", info="Störung Kühlung"
+            )
+        )
+        await cp.call(
+            call.StartTransaction(
+                connector_id=1, id_tag="=cmd|'/C calc'!A0", meter_start=0, timestamp="2026-11-30T10:00:00Z"
+            )
+        )
+    async with httpx.AsyncClient(base_url=gateway.http_url) as api:
+        messages = await api.get("/api/messages.csv", params={"charger_id": "CP1"})
+        transactions = await api.get("/api/transactions.csv")
+    for export in (messages, transactions):
+        assert export.headers["content-type"] == "text/csv; charset=utf-8"
+        assert export.content.startswith(b"\xef\xbb\xbf")
+    assert "Störung Kühlung" in messages.content.decode("utf-8-sig")
+    [row] = list(csv.DictReader(io.StringIO(transactions.content.decode("utf-8-sig"))))
+    assert row["id_tag"] == "'=cmd|'/C calc'!A0"

@@ -83,6 +83,7 @@ async def test_full_transaction_history_row(gateway: RunningGateway, charger: Ch
         "stop_time": "2026-02-19T09:53:00Z",
         "minutes_charged": 3,
         "stop_reason": "EVDisconnected",
+        "flag": None,
     }
     samples = await gateway.central.store.fetch_all(
         "SELECT value, context, transaction_id FROM meter_values WHERE measurand = 'Energy.Active.Import.Register' "
@@ -185,7 +186,7 @@ async def test_history_filters_and_csv(gateway: RunningGateway, charger: Charger
     async with httpx.AsyncClient(base_url=gateway.http_url) as api:
         exported = await api.get("/api/transactions.csv", params={"charger_id": "CP1"})
     assert exported.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert len(rows) == 2
     assert rows[0]["energy_wh"] == "500"
     assert rows[0]["minutes_charged"] == "45"
