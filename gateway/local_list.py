@@ -1,8 +1,8 @@
-"""The local authorization list (SendLocalList, GetLocalListVersion), built from the mapping's lists.
+"""The local authorization list (SendLocalList, GetLocalListVersion), built from the mapping's policy.
 
-Whitelisted tags go out as Accepted (with their expiry date and parent tag), blacklisted ones as Blocked, so a
-charger decides as the gateway would while it is offline. Each distinct list content gets the next version
-number (kept in the database, so versions only grow across restarts and mapping reloads). A differential update
+The list makes a charger working offline decide as the gateway answers online (`AuthorizationPolicy.local_list`):
+it names every tag whose answer differs from what the charger decides for a tag the list leaves out. Each
+distinct list content gets the next version number (kept in the database). A differential update
 sends what changed since the list the charger last accepted; a charger whose `SendLocalListMaxLength` is shorter
 than the list gets a full update followed by differential ones of the same version.
 """
@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from gateway.authorization import IdTagInfo
 from gateway.commands import CommandResult, CommandService
 from gateway.state import iso, utcnow
 
@@ -39,18 +40,8 @@ class LocalLists:
 
     def entries(self) -> Entries:
         """The list the mapping describes now."""
-        authorization = self.central.mapping.authorization
-        entries: Entries = {}
-        for entry in authorization.whitelist:
-            info: dict[str, Any] = {"status": "Accepted"}
-            if entry.expiry_date is not None:
-                info["expiryDate"] = iso(entry.expiry_date)
-            if entry.parent_id_tag is not None:
-                info["parentIdTag"] = entry.parent_id_tag
-            entries[entry.id_tag] = info
-        for entry in authorization.blacklist:
-            entries[entry.id_tag] = {"status": "Blocked"}
-        return entries
+        local = self.central.authorization.local_list(utcnow())
+        return {tag: _wire_info(info) for tag, info in local.items()}
 
     async def version(self) -> tuple[int, Entries]:
         """The version of the current list: the same content keeps its number, new content gets the next."""
@@ -116,6 +107,15 @@ class LocalLists:
                 )
             )
         return result
+
+
+def _wire_info(info: IdTagInfo) -> dict[str, Any]:
+    wire: dict[str, Any] = {"status": info.status.value}
+    if info.expiry_date is not None:
+        wire["expiryDate"] = iso(info.expiry_date)
+    if info.parent_id_tag is not None:
+        wire["parentIdTag"] = info.parent_id_tag
+    return wire
 
 
 def _difference(old: Entries, new: Entries) -> list[dict[str, Any]]:
