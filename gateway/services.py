@@ -82,6 +82,8 @@ class Services:
             self.bacnet.use_mapping(mapping)
         if self.modbus is not None:
             self.modbus.use_mapping(mapping)
+        # A charger's local list must follow the new lists and mode, or it keeps accepting a tag now refused.
+        self.commands.spawn(self.local_lists.refresh_all(source="gateway"), name="local-lists-after-reload")
 
     def _booted(self, charger_id: str) -> None:
         self.commands.spawn(self._follow_boot(charger_id), name=f"after-boot-{charger_id}")
@@ -90,6 +92,7 @@ class Services:
         if self.settings.read_configuration:
             await self.configuration.read(charger_id, source="gateway")
         await self.smart_charging.after_boot(charger_id)
+        await self.local_lists.refresh(charger_id, source="gateway")
 
     def _transaction_started(self, charger_id: str, connector_id: int) -> None:
         work = self.smart_charging.transaction_started(charger_id, connector_id)
