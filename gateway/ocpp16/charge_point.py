@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -289,7 +290,13 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None) -> Any:
         status, answer = self.central.data_transfer(self.id, vendor_id, message_id, data)
-        self.central.log(self.id, "DataTransfer", f"{vendor_id}/{message_id or '-'} -> {status.value}")
+        replied = f", answer {_clip(answer)}" if answer is not None else ""
+        self.central.log(
+            self.id,
+            "DataTransfer",
+            f"{_clip(vendor_id, 60, False)}/{_clip(message_id, 60, False) if message_id else '-'} -> "
+            f"{status.value}{replied}, data {_clip(data)}",
+        )
         return call_result.DataTransfer(status=status.value, data=answer)
 
     @on(Action.diagnostics_status_notification)
@@ -346,6 +353,16 @@ def _describe(samples: list[SampledValue]) -> str:
         f"{s.measurand}{'.' + s.phase if s.phase else ''}={s.value} {s.unit or ''}".strip() for s in samples
     ]
     return "; ".join(parts[:6]) + (f"; +{len(parts) - 6} more" if len(parts) > 6 else "")
+
+
+def _clip(text: str | None, limit: int = 200, quoted: bool = True) -> str:
+    """Text a charger sent, fit for one log line: control characters escaped, lone surrogates (which SQLite cannot
+    store) replaced, at most `limit` characters of it with the full length said."""
+    if text is None:
+        return "-"
+    shown = json.dumps(text[:limit], ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+    shown = shown if quoted else shown[1:-1]
+    return shown if len(text) <= limit else f"{shown}... ({len(text)} characters)"
 
 
 def _id_tag_info(info: IdTagInfo) -> datatypes.IdTagInfo:
