@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+import ocpp.exceptions
 import ocpp.messages
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import InternalError, OCPPError, SecurityError, TypeConstraintViolationError
@@ -62,6 +63,17 @@ _CODES_16 = {
     "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
 }
 _FAULT_CODES = {FrameFault.FORMAT: "FormationViolation", FrameFault.PROTOCOL: "ProtocolError"}
+# OCPP-J 1.6 §4.2.3's descriptions of these two codes; the library's default descriptions have them swapped.
+_STANDARD_DESCRIPTIONS = {
+    "NotImplemented": "Requested Action is not known by receiver",
+    "NotSupported": "Requested Action is recognized but not supported by the receiver",
+}
+_LIBRARY_DESCRIPTIONS = frozenset(
+    {
+        ocpp.exceptions.NotImplementedError.default_description,
+        ocpp.exceptions.NotSupportedError.default_description,
+    }
+)
 
 # The library validates each payload in a thread pool by default. Under the GIL that runs no faster, and the two
 # thread hops per message (request and answer) were a fifth of the gateway's time per MeterValues in the profile
@@ -131,6 +143,9 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         code = _CODES_16.get(error.code, error.code)
         cause = error.details.get("cause") if isinstance(error.details, dict) else None
         description = str(cause or error.description or code)
+        standard = _STANDARD_DESCRIPTIONS.get(code)
+        if standard is not None and not description.startswith(standard):
+            description = standard if description in _LIBRARY_DESCRIPTIONS else f"{standard}: {description}"
         await self._send_call_error(call.unique_id, code, description)
         self.central.log(self.id, "CALLERROR", f"{call.action}: {code}: {description}")
 
