@@ -86,9 +86,9 @@ class LocalLists:
         return await self.send(charger_id, DIFFERENTIAL, source=source)
 
     async def refresh_all(self, *, source: str) -> None:
-        """`refresh` every connected charger (after a mapping reload changed the lists or the mode)."""
-        for charger_id in list(self.commands.connections.sessions):
-            await self.refresh(charger_id, source=source)
+        """`refresh` every connected charger (after a mapping reload changed the lists or the mode), all at once."""
+        chargers = list(self.commands.connections.sessions)
+        await asyncio.gather(*(self.refresh(charger_id, source=source) for charger_id in chargers))
 
     async def _send_parts(
         self, charger_id: str, first_type: str, items: list[dict[str, Any]], entries: Entries, source: str
