@@ -429,7 +429,7 @@ async def trigger_message(services: Gateway, charger_id: str, body: TriggerIn) -
 
 @router.post(
     f"{_commands}/send-local-list",
-    summary="SendLocalList built from the mapping's whitelist (Accepted) and blacklist (Blocked), versioned",
+    summary="SendLocalList built from the authorization mode and lists (as the gateway answers online), versioned",
     tags=["commands"],
 )
 async def send_local_list(services: Gateway, charger_id: str, body: SendLocalListIn) -> CommandOut:

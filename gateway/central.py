@@ -517,6 +517,9 @@ class CentralSystem:
     def data_transfer(
         self, charger_id: str, vendor_id: str, message_id: str | None, data: str | None
     ) -> tuple[DataTransferStatus, str | None]:
+        configured = self.mapping.data_transfer_answer(vendor_id, message_id)
+        if configured is not None:
+            return DataTransferStatus(configured[0].value), configured[1]
         handler = self.data_transfer_handlers.get(vendor_id)
         if handler is None:
             return DataTransferStatus.UNKNOWN_VENDOR_ID, None

@@ -48,8 +48,8 @@ class Outcome(StrEnum):
 
 # Answer statuses that mean the charger did (or will do) what was asked.
 _DONE = frozenset({"Accepted", "Unlocked", "RebootRequired", "Scheduled"})
-# Answer statuses that mean the charger cannot do this kind of thing at all.
-_UNSUPPORTED = frozenset({"NotSupported", "UnknownVendorId", "UnknownMessageId"})
+# Answer statuses that mean the charger cannot do this kind of thing at all (TriggerMessage answers NotImplemented).
+_UNSUPPORTED = frozenset({"NotSupported", "NotImplemented", "UnknownVendorId", "UnknownMessageId"})
 _UNSUPPORTED_ERRORS = frozenset({"NotSupported", "NotImplemented"})
 
 

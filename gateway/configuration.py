@@ -2,7 +2,8 @@
 ChangeConfiguration, kept with their read-only flags and the outcome of the last write, and shown as points.
 
 A full read asks for every key; keys the mapping needs that the answer left out are asked for by name, never
-more at once than the charger's `GetConfigurationMaxKeys`.
+more at once than the charger's `GetConfigurationMaxKeys`. Until the charger has said, all of them go in one call;
+if it answers that with a CALLERROR (its limit is smaller), the keys are asked for again in halves.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway.commands import CommandResult, CommandService
+from gateway.commands import CommandResult, CommandService, Outcome
 from gateway.sources import LIST_KEYS, config_kind, resolve
 from gateway.state import iso, parse_time
 from gateway.store import load_rows
@@ -74,12 +75,13 @@ class Configuration:
         entry = self.keys.get(charger_id, {}).get(key)
         return entry.value if entry else None
 
-    def max_keys(self, charger_id: str) -> int:
-        """How many keys one GetConfiguration may name; 1 until the charger has said."""
+    def max_keys(self, charger_id: str) -> int | None:
+        """How many keys one GetConfiguration may name; None until the charger has said."""
         try:
-            return max(1, int(self.value(charger_id, "GetConfigurationMaxKeys") or 1))
+            limit = int(self.value(charger_id, "GetConfigurationMaxKeys") or 0)
         except ValueError:
-            return 1
+            return None
+        return limit if limit > 0 else None
 
     def number_of_connectors(self, charger_id: str) -> int | None:
         """The charger's NumberOfConnectors, when it reported a usable one."""
@@ -96,8 +98,9 @@ class Configuration:
 
     async def read(self, charger_id: str, keys: list[str] | None = None, *, source: str) -> CommandResult:
         """Read `keys` (all keys when None). Keys the mapping binds that a full read left out are asked for by
-        name afterwards. Returns one result whose answer holds every key read and every unknown key."""
-        if keys is None:
+        name afterwards. Returns one result whose answer holds every key read and every unknown key. An empty
+        list reads all keys, as in OCPP 1.6 §5.8."""
+        if not keys:
             result = await self.commands.send(charger_id, "GetConfiguration", {}, source=source)
             if not result.accepted:
                 return result
@@ -112,13 +115,19 @@ class Configuration:
         return await self._read_named(charger_id, keys, source)
 
     async def _read_named(self, charger_id: str, keys: list[str], source: str) -> CommandResult:
-        size = self.max_keys(charger_id)
+        limit = self.max_keys(charger_id)
+        size = limit or max(len(keys), 1)
+        batches = [keys[start : start + size] for start in range(0, len(keys), size)]
         results: list[CommandResult] = []
-        for start in range(0, len(keys), size):
-            result = await self.commands.send(
-                charger_id, "GetConfiguration", {"key": keys[start : start + size]}, source=source
-            )
+        while batches:
+            batch = batches.pop(0)
+            result = await self.commands.send(charger_id, "GetConfiguration", {"key": batch}, source=source)
             if not result.accepted:
+                if limit is None and len(batch) > 1 and result.outcome is Outcome.FAILED:
+                    # Its limit (which it has not told) is smaller: try again in halves.
+                    half = len(batch) // 2
+                    batches[:0] = [batch[:half], batch[half:]]
+                    continue
                 return result
             self._store(charger_id, result)
             results.append(result)

@@ -482,6 +482,37 @@ class Authorization(StrictModel):
     blacklist: list[IdTagItem] = Field(default_factory=list)
 
 
+class DataTransferStatus(StrEnum):
+    """DataTransfer.conf status values (OCPP 1.6 §6.17)."""
+
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    UNKNOWN_MESSAGE_ID = "UnknownMessageId"
+    UNKNOWN_VENDOR_ID = "UnknownVendorId"
+
+
+class DataTransferEntry(StrictModel):
+    """How the gateway answers a charger's DataTransfer of one vendor (and message id). Vendor and message ids
+    compare case-insensitively (OCPP's CiString)."""
+
+    vendor_id: Text = Field(
+        min_length=1, max_length=255, description="The charger's vendorId, e.g. 'com.bender'."
+    )
+    message_id: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=50,
+        description="The messageId this entry answers; none: every message of the vendor no other entry names. "
+        "A vendor listed only with message ids answers UnknownMessageId for the others.",
+    )
+    status: DataTransferStatus = Field(DataTransferStatus.ACCEPTED, description="The answer's status.")
+    data: str | None = Field(None, description="The answer's data (text; none: no data).")
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        return self.vendor_id.casefold(), self.message_id.casefold() if self.message_id is not None else None
+
+
 class ModbusMap(StrictModel):
     """Settings of the Modbus register map as a whole."""
 
@@ -512,6 +543,11 @@ class Mapping(StrictModel):
     chargers: list[KnownCharger] = Field(default_factory=list)
     authorization: Authorization = Field(default_factory=Authorization)
     modbus: ModbusMap = Field(default_factory=ModbusMap, description="The Modbus register map as a whole.")
+    data_transfer: list[DataTransferEntry] = Field(
+        default_factory=list,
+        description="Answers to chargers' DataTransfer requests by vendor (and message id); a vendor not listed "
+        "gets UnknownVendorId.",
+    )
 
     @cached_property
     def _entries_by_id(self) -> dict[str, int]:
@@ -537,6 +573,19 @@ class Mapping(StrictModel):
         """The entry a charger falls under: its exact id first, then patterns in file order."""
         index = self.entry_index(charger_id)
         return None if index is None else self.chargers[index]
+
+    def data_transfer_answer(
+        self, vendor_id: str, message_id: str | None
+    ) -> tuple[DataTransferStatus, str | None] | None:
+        """The configured answer to a DataTransfer; None when the vendor is not listed."""
+        vendor = vendor_id.casefold()
+        entries = {entry.key[1]: entry for entry in self.data_transfer if entry.key[0] == vendor}
+        if not entries:
+            return None
+        entry = entries.get(message_id.casefold() if message_id is not None else None) or entries.get(None)
+        if entry is None:
+            return DataTransferStatus.UNKNOWN_MESSAGE_ID, None
+        return entry.status, entry.data
 
     def template_for(self, charger_id: str) -> Template | None:
         """The template of the entry a charger falls under, if it has one."""
@@ -571,6 +620,18 @@ def _cross_check(mapping: Mapping) -> list[tuple[tuple[str | int, ...], str]]:
                     )
                 )
             seen.setdefault(entry.key, index)
+    answers: dict[tuple[str, str | None], int] = {}
+    for index, answer in enumerate(mapping.data_transfer):
+        if answer.key in answers:
+            what = f"message id {answer.message_id!r}" if answer.message_id is not None else "no message id"
+            problems.append(
+                (
+                    ("data_transfer", index),
+                    f"vendor {answer.vendor_id!r} with {what} is already listed at "
+                    f"data_transfer[{answers[answer.key]}]",
+                )
+            )
+        answers.setdefault(answer.key, index)
     return problems
 
 

@@ -84,6 +84,8 @@ class Services:
             self.bacnet.use_mapping(mapping)
         if self.modbus is not None:
             self.modbus.use_mapping(mapping)
+        # A charger's local list must follow the new lists and mode, or it keeps accepting a tag now refused.
+        self.commands.spawn(self.local_lists.refresh_all(source="gateway"), name="local-lists-after-reload")
 
     def _booted(self, charger_id: str) -> None:
         self.commands.spawn(self._follow_boot(charger_id), name=f"after-boot-{charger_id}")
@@ -92,6 +94,7 @@ class Services:
         if self.settings.read_configuration:
             await self.configuration.read(charger_id, source="gateway")
         await self.smart_charging.after_boot(charger_id)
+        await self.local_lists.refresh(charger_id, source="gateway")
 
     def _resumed(self, charger_id: str) -> None:
         self.commands.spawn(self.smart_charging.resume(charger_id), name=f"resume-{charger_id}")

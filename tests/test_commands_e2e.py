@@ -5,6 +5,7 @@ ChargePoint answering from a script."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -298,6 +299,58 @@ async def test_get_configuration_respects_max_keys(scripted: Scripted, api: http
         "GetConfigurationMaxKeys",
     }
     assert result["response"]["unknownKey"] == ["Nope"]
+
+
+async def test_get_configuration_without_max_keys_is_one_call(
+    gateway: RunningGateway, api: httpx.AsyncClient
+) -> None:
+    """OCPP 1.6 §5.8 GetConfiguration: a charger that does not report GetConfigurationMaxKeys is asked for N keys
+    in one call, not N; an empty list reads every key."""
+    async with connect_charger(gateway, "CP1", cls=Scripted) as charger:
+        assert isinstance(charger, Scripted)
+        charger.config = {
+            "HeartbeatInterval": "300",
+            "MeterValueSampleInterval": "60",
+            "NumberOfConnectors": "2",
+        }
+        await charger.boot()
+        await command(api, "get-configuration")  # learns no GetConfigurationMaxKeys
+        wanted = ["HeartbeatInterval", "MeterValueSampleInterval", "NumberOfConnectors", "Nope"]
+        result = await command(api, "get-configuration", {"keys": wanted})
+        everything = await command(api, "get-configuration", {"keys": []})
+    batches = [payload.get("key") for payload in charger.calls("GetConfiguration")]
+    assert batches == [None, wanted, None]
+    assert result["outcome"] == "accepted" and result["response"]["unknownKey"] == ["Nope"]
+    assert len(everything["response"]["configurationKey"]) == 3
+
+
+class SmallerLimit(Scripted):
+    """A charger that does not report its limit of 2 keys and answers more with a CALLERROR."""
+
+    async def route_message(self, raw: str) -> None:
+        frame = json.loads(raw)
+        if frame[0] == 2 and frame[2] == "GetConfiguration" and len(frame[3].get("key", [])) > 2:
+            self.received.append((frame[2], frame[3]))
+            error = [4, frame[1], "OccurenceConstraintViolation", "at most 2 keys", {}]
+            await self._connection.send(json.dumps(error))
+            return
+        await super().route_message(raw)
+
+
+async def test_get_configuration_falls_back_to_halves_when_the_limit_is_smaller(
+    gateway: RunningGateway, api: httpx.AsyncClient
+) -> None:
+    """A charger whose unreported limit is smaller answers the one call with a CALLERROR: the keys are asked for
+    again in halves until each part is answered."""
+    async with connect_charger(gateway, "CP1", cls=SmallerLimit) as charger:
+        assert isinstance(charger, SmallerLimit)
+        charger.config = {f"K{n}": str(n) for n in range(5)}
+        await charger.boot()
+        result = await command(api, "get-configuration", {"keys": [f"K{n}" for n in range(5)]})
+    batches = [payload.get("key") for payload in charger.calls("GetConfiguration")]
+    assert batches == [["K0", "K1", "K2", "K3", "K4"], ["K0", "K1"], ["K2", "K3", "K4"], ["K2"], ["K3", "K4"]]
+    assert result["outcome"] == "accepted"
+    assert [item["key"] for item in result["response"]["configurationKey"]] == [f"K{n}" for n in range(5)]
 
 
 async def test_trigger_message_lets_a_pending_charger_send_it(

@@ -10,7 +10,7 @@ from textwrap import dedent, indent
 
 import pytest
 
-from gateway.mapping import AuthorizationMode, Mapping, load_mapping
+from gateway.mapping import AuthorizationMode, DataTransferStatus, Mapping, load_mapping
 from gateway.settings import RegistrationStatus
 from gateway.yamlsource import SourceError, SourceIssue
 
@@ -396,6 +396,65 @@ def test_same_tag_on_whitelist_and_blacklist_is_allowed(tmp_path: Path) -> None:
     assert loaded.authorization.blacklist[0].id_tag == "tag-1"
 
 
+def test_duplicate_data_transfer_answer_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        data_transfer:
+          - {vendor_id: com.acme, message_id: ping, data: pong}
+          - {vendor_id: com.acme}
+          - {vendor_id: COM.ACME, message_id: PING, status: Rejected}
+          - {vendor_id: com.acme, message_id: other}
+          - {vendor_id: com.Acme}
+        """,
+    )
+    issues = refused(path)
+    assert [(issue.line, issue.location) for issue in issues] == [
+        (4, "data_transfer[2]"),
+        (6, "data_transfer[4]"),
+    ]
+    assert (
+        "vendor 'COM.ACME' with message id 'PING' is already listed at data_transfer[0]" in issues[0].reason
+    )
+    assert "vendor 'com.Acme' with no message id is already listed at data_transfer[1]" in issues[1].reason
+
+
+@pytest.mark.parametrize(
+    ("entry", "location", "reason"),
+    [
+        ("{message_id: ping}", "data_transfer[0].vendor_id", "Field required"),
+        ("{vendor_id: com.acme, status: Maybe}", "data_transfer[0].status", "'Accepted', 'Rejected'"),
+        ("{vendor_id: com.acme, answer: pong}", "data_transfer[0].answer", "unknown key"),
+        ("{vendor_id: ''}", "data_transfer[0].vendor_id", "at least 1 character"),
+        ("{vendor_id: com.acme, message_id: 42}", "data_transfer[0].message_id", "write 42 in quotes"),
+    ],
+)
+def test_bad_data_transfer_entry_names_line_entry_and_reason(
+    tmp_path: Path, entry: str, location: str, reason: str
+) -> None:
+    path = write(tmp_path, f"version: 1\ndata_transfer:\n  - {entry}\n")
+    assert_issue(only_issue(path), path, 3, location, reason)
+
+
+def test_data_transfer_answer_by_vendor_and_message_id() -> None:
+    """OCPP 1.6 §6.17: a listed vendor answers from its entries, UnknownMessageId for a message id none of them
+    names (without a vendor-wide entry); None lets the gateway answer UnknownVendorId."""
+    mapping = Mapping.model_validate(
+        {
+            "data_transfer": [
+                {"vendor_id": "com.acme", "message_id": "ping", "data": "pong"},
+                {"vendor_id": "com.wide", "status": "Rejected"},
+            ]
+        }
+    )
+    answer = mapping.data_transfer_answer
+    assert answer("COM.ACME", "Ping") == (DataTransferStatus.ACCEPTED, "pong")
+    assert answer("com.acme", "other") == (DataTransferStatus.UNKNOWN_MESSAGE_ID, None)
+    assert answer("com.acme", None) == (DataTransferStatus.UNKNOWN_MESSAGE_ID, None)
+    assert answer("com.wide", "x") == (DataTransferStatus.REJECTED, None)
+    assert answer("com.nobody", "ping") is None
+
+
 # -- good files ---------------------------------------------------------------------------------------------
 
 
@@ -426,6 +485,10 @@ def test_example_mapping_loads() -> None:
     assert auth.whitelist[1].parent_id_tag == "FLEET"
     assert auth.whitelist[1].expiry_date == datetime(2030, 1, 1, tzinfo=UTC)
     assert [entry.id_tag for entry in auth.blacklist] == ["STOLEN-CARD-1"]
+    assert loaded.data_transfer_answer("com.example.meter", "GetTariff") == (
+        DataTransferStatus.ACCEPTED,
+        '{"currency": "EUR", "price": 0.35}',
+    )
 
 
 @pytest.mark.parametrize("text", ["", "# nothing configured yet\n", "{}\n"])

@@ -267,6 +267,9 @@ def test_local_list_versions() -> None:
     )
     assert local.update(6, "Differential", [{"id_tag": "A"}], 10) == "Accepted"
     assert (local.version, set(local.entries)) == (6, {"B"})
+    # OCPP 1.6 §5.15: a differential update of the version held is VersionMismatch too
+    assert local.update(6, "Differential", [{"id_tag": "B"}], 10) == "VersionMismatch"
+    assert set(local.entries) == {"B"}
     assert local.update(7, "Full", tags * 6, 1) == "Failed" and local.version == 6
 
 

@@ -185,16 +185,14 @@ async def test_an_enabled_limit_is_sent_again_after_a_boot(
 # -- the local authorization list -------------------------------------------------------------------------------
 
 
-async def test_send_local_list_full_from_the_whitelist(scripted: Scripted, api: httpx.AsyncClient) -> None:
+async def test_send_local_list_full_follows_the_mode(scripted: Scripted, api: httpx.AsyncClient) -> None:
+    """all-except-blacklist: the list holds the blacklisted tags; every other tag is accepted (the whitelist plays
+    no part in this mode). tests/test_local_list_e2e.py covers every mode."""
     response = await api.post("/api/chargers/CP1/commands/send-local-list", json={"update_type": "Full"})
     assert response.json()["outcome"] == "accepted"
     sent = scripted.calls("SendLocalList")[0]
     assert sent["listVersion"] == 1 and sent["updateType"] == "Full"
-    assert sent["localAuthorizationList"] == [
-        {"idTag": "TAG-OK", "idTagInfo": {"status": "Accepted"}},
-        {"idTag": "TAG-OLD", "idTagInfo": {"status": "Accepted", "expiryDate": "2020-01-01T00:00:00.000Z"}},
-        {"idTag": "TAG-STOLEN", "idTagInfo": {"status": "Blocked"}},
-    ]
+    assert sent["localAuthorizationList"] == [{"idTag": "TAG-STOLEN", "idTagInfo": {"status": "Blocked"}}]
     assert (await api.get("/api/local-list", params={"charger_id": "CP1"})).json()["charger_version"] == 1
 
 
@@ -220,32 +218,11 @@ async def test_a_changed_list_gets_a_new_version_and_a_differential_update(tmp_p
             same = (await api.get("/api/local-list")).json()
         sent = charger.calls("SendLocalList")[1]
     assert (sent["listVersion"], sent["updateType"]) == (2, "Differential")
-    assert sent["localAuthorizationList"] == [
+    assert sent["localAuthorizationList"] == [  # TAG-STOLEN stays Blocked: unchanged, not sent
+        {"idTag": "TAG-OK", "idTagInfo": {"status": "Accepted"}},
         {"idTag": "FLEET-7", "idTagInfo": {"status": "Accepted", "parentIdTag": "FLEET"}},
-        {"idTag": "TAG-OLD"},  # removed: no idTagInfo
     ]
     assert same["version"] == 2  # the same content keeps its number
-
-
-async def test_a_long_list_goes_in_parts_of_send_local_list_max_length(
-    tmp_path: Path, mapping: Mapping
-) -> None:
-    settings = make_settings(tmp_path, read_configuration=True)
-    async with running(settings, mapping) as gateway, httpx.AsyncClient(base_url=gateway.http_url) as api:
-        async with connect_charger(gateway, "CP1", cls=Scripted) as charger:
-            assert isinstance(charger, Scripted)
-            charger.config["SendLocalListMaxLength"] = "2"
-            await charger.boot()
-            await api.post("/api/chargers/CP1/commands/get-configuration", json={})
-            result = await api.post(
-                "/api/chargers/CP1/commands/send-local-list", json={"update_type": "Full"}
-            )
-        parts = charger.calls("SendLocalList")
-    assert result.json()["outcome"] == "accepted"
-    assert [(p["updateType"], len(p["localAuthorizationList"]), p["listVersion"]) for p in parts] == [
-        ("Full", 2, 1),
-        ("Differential", 1, 1),
-    ]
 
 
 async def test_settings_configuration_and_list_versions_survive_a_restart(

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
+import ocpp.exceptions
 import ocpp.messages
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import InternalError, OCPPError, PropertyConstraintViolationError, SecurityError
@@ -62,6 +64,17 @@ _CODES_16 = {
     "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
 }
 _FAULT_CODES = {FrameFault.FORMAT: "FormationViolation", FrameFault.PROTOCOL: "ProtocolError"}
+# OCPP-J 1.6 §4.2.3's descriptions of these two codes; the library's default descriptions have them swapped.
+_STANDARD_DESCRIPTIONS = {
+    "NotImplemented": "Requested Action is not known by receiver",
+    "NotSupported": "Requested Action is recognized but not supported by the receiver",
+}
+_LIBRARY_DESCRIPTIONS = frozenset(
+    {
+        ocpp.exceptions.NotImplementedError.default_description,
+        ocpp.exceptions.NotSupportedError.default_description,
+    }
+)
 
 # The library validates each payload in a thread pool by default. Under the GIL that runs no faster, and the two
 # thread hops per message (request and answer) were a fifth of the gateway's time per MeterValues in the profile
@@ -134,6 +147,9 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
         code = _CODES_16.get(error.code, error.code)
         cause = error.details.get("cause") if isinstance(error.details, dict) else None
         description = str(cause or error.description or code)
+        standard = _STANDARD_DESCRIPTIONS.get(code)
+        if standard is not None and not description.startswith(standard):
+            description = standard if description in _LIBRARY_DESCRIPTIONS else f"{standard}: {description}"
         await self._send_call_error(call.unique_id, code, description)
         self.central.log(self.id, "CALLERROR", f"{call.action}: {code}: {description}")
 
@@ -344,7 +360,13 @@ class ChargePoint16(ChargePoint):  # type: ignore[misc]
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None) -> Any:
         status, answer = self.central.data_transfer(self.id, vendor_id, message_id, data)
-        self.central.log(self.id, "DataTransfer", f"{vendor_id}/{message_id or '-'} -> {status.value}")
+        replied = f", answer {_clip(answer)}" if answer is not None else ""
+        self.central.log(
+            self.id,
+            "DataTransfer",
+            f"{_clip(vendor_id, 60, False)}/{_clip(message_id, 60, False) if message_id else '-'} -> "
+            f"{status.value}{replied}, data {_clip(data)}",
+        )
         return call_result.DataTransfer(status=status.value, data=answer)
 
     @on(Action.diagnostics_status_notification)
@@ -391,6 +413,16 @@ def _describe(samples: list[SampledValue]) -> str:
         f"{s.measurand}{'.' + s.phase if s.phase else ''}={s.value} {s.unit or ''}".strip() for s in samples
     ]
     return "; ".join(parts[:6]) + (f"; +{len(parts) - 6} more" if len(parts) > 6 else "")
+
+
+def _clip(text: str | None, limit: int = 200, quoted: bool = True) -> str:
+    """Text a charger sent, fit for one log line: control characters escaped, lone surrogates (which SQLite cannot
+    store) replaced, at most `limit` characters of it with the full length said."""
+    if text is None:
+        return "-"
+    shown = json.dumps(text[:limit], ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+    shown = shown if quoted else shown[1:-1]
+    return shown if len(text) <= limit else f"{shown}... ({len(text)} characters)"
 
 
 def _id_tag_info(info: IdTagInfo) -> datatypes.IdTagInfo:

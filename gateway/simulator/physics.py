@@ -409,9 +409,10 @@ class LocalList:
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def update(self, version: int, update_type: str, items: list[dict[str, Any]], max_length: int) -> str:
-        """SendLocalList: Accepted, Failed (too long) or VersionMismatch (a differential update older than the
-        list held). An entry without idTagInfo is removed by a differential update."""
-        if update_type == "Differential" and version < self.version:
+        """SendLocalList: Accepted, Failed (too long) or VersionMismatch (a differential update whose version is
+        not greater than the list's, OCPP 1.6 §5.15). An entry without idTagInfo is removed by a differential
+        update."""
+        if update_type == "Differential" and version <= self.version:
             return "VersionMismatch"
         entries = {} if update_type == "Full" else dict(self.entries)
         for item in items:
