@@ -124,6 +124,8 @@ class CommandService:
         except OCPPError as exc:
             cause = exc.details.get("cause") if isinstance(exc.details, dict) else None
             raise CommandError(f"{action}: {cause or exc.description}") from None
+        except (ArithmeticError, ValueError) as exc:  # the schema check itself failed on the value (1e308)
+            raise CommandError(f"{action}: a value cannot be sent: {exc}") from None
         sent_at = utcnow()
         session = self.connections.get(charger_id)
         if session is not None and asyncio.current_task() is session.task:

@@ -8,13 +8,14 @@ if it answers that with a CALLERROR (its limit is smaller), the keys are asked f
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.commands import CommandResult, CommandService, Outcome
-from gateway.sources import LIST_KEYS, config_kind, resolve
+from gateway.sources import LIST_KEYS, SourceProblem, config_kind, resolve
 from gateway.state import iso, parse_time
 from gateway.store import load_rows
 from points import Kind, Point, Value, WriteResult
@@ -22,6 +23,7 @@ from points import Kind, Point, Value, WriteResult
 if TYPE_CHECKING:
     from gateway.central import CentralSystem
 
+LOG = logging.getLogger(__name__)
 _RATE_UNIT_KEYS = ("ChargingScheduleAllowedChargingRateUnit", "ChargeScheduleAllowedChargingRateUnit")
 _WRITTEN = frozenset({"Accepted", "RebootRequired"})
 
@@ -59,17 +61,33 @@ class Configuration:
         load_rows("configuration", rows, self._load_row)
 
     def _load_row(self, row: dict[str, Any]) -> None:
+        charger_id, key = row["charger_id"], row["key"]
+        if not isinstance(charger_id, str) or not isinstance(key, str) or not key:
+            raise ValueError("a configuration key belongs to a charger and has a name")
         entry = ConfigEntry(
-            str(row["key"]),
+            key,
             None if row["value"] is None else str(row["value"]),
             bool(row["readonly"]),
             parse_time(row["read_at"]),
             row["write_status"],
             parse_time(row["write_time"]),
         )
-        resolve(f"config/{entry.key}")  # a key no point can carry is not loaded
-        self.central.points.configuration(row["charger_id"], entry.key, entry.value, entry.readonly)
-        self.keys.setdefault(row["charger_id"], {})[entry.key] = entry
+        self.keys.setdefault(charger_id, {})[key] = entry
+        self._show(charger_id, entry)
+
+    def _show(self, charger_id: str, entry: ConfigEntry) -> None:
+        """The key's point; a key whose name no point id can hold (a vendor's key with '/' or a space) is kept and
+        shown in the API without one."""
+        try:
+            resolve(f"config/{entry.key}")
+        except SourceProblem:
+            LOG.info(
+                "%s: configuration key %r has no point (its name does not fit a point id)",
+                charger_id,
+                entry.key,
+            )
+            return
+        self.central.points.configuration(charger_id, entry.key, entry.value, entry.readonly)
 
     def value(self, charger_id: str, key: str) -> str | None:
         entry = self.keys.get(charger_id, {}).get(key)
@@ -154,7 +172,7 @@ class Configuration:
                 entry = replace(entry, write_status=old.write_status, write_time=old.write_time)
             entries[entry.key] = entry
             rows.append(_row(charger_id, entry))
-            self.central.points.configuration(charger_id, entry.key, entry.value, entry.readonly)
+            self._show(charger_id, entry)
         if rows:
             self.central.store.write_nowait(lambda c: _save(c, rows))
 
@@ -175,7 +193,7 @@ class Configuration:
         entries[key] = entry
         self.central.store.write_nowait(lambda c: _save(c, [_row(charger_id, entry)]))
         if result.status in _WRITTEN:
-            self.central.points.configuration(charger_id, key, entry.value, entry.readonly)
+            self._show(charger_id, entry)
         return result
 
     async def write_point(self, point: Point, value: Value, source: str) -> WriteResult:

@@ -32,6 +32,8 @@ LOG = logging.getLogger(__name__)
 CHARGE_POINT_MAX = "ChargePointMaxProfile"
 TX_DEFAULT = "TxDefaultProfile"
 TX = "TxProfile"
+# No charger takes more: 10 MW, or as many amperes (a schedule's limit is a decimal OCPP sends with one digit).
+MAX_LIMIT = 10_000_000
 # Profile ids of the TxProfiles sent for running transactions when connector 0's profile falls back.
 FALLBACK_ID_OFFSET = 1000
 
@@ -65,8 +67,8 @@ class SmartCharging:
             return f"purpose must be one of {', '.join(PROFILE_PURPOSES)}"
         if self.purpose == CHARGE_POINT_MAX and connector_id != 0:
             return "ChargePointMaxProfile applies to connector 0 (the whole charger) only"
-        if self.limit is not None and self.limit < 0:
-            return "the limit cannot be negative"
+        if self.limit is not None and not 0 <= self.limit <= MAX_LIMIT:
+            return f"the limit must be 0 to {MAX_LIMIT:,} (A or W)"
         if self.profile_id < 1 or self.stack_level < 0:
             return "the profile id must be 1 or more and the stack level 0 or more"
         return None

@@ -303,7 +303,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 @pytest.fixture(scope="module")
 def charger(gateway: Gateway) -> Iterator[ClientConnection]:
-    with connect(f"ws://127.0.0.1:{gateway.port}/{CHARGER}", subprotocols=[Subprotocol("ocpp1.6")]) as ws:
+    # No keepalive pings: websockets draws their payload from `random`, which Hypothesis watches.
+    url = f"ws://127.0.0.1:{gateway.port}/{CHARGER}"
+    with connect(url, subprotocols=[Subprotocol("ocpp1.6")], ping_interval=None) as ws:
         ws.send(
             json.dumps([2, "boot", "BootNotification", {"chargePointVendor": "F", "chargePointModel": "Z"}])
         )

@@ -205,3 +205,30 @@ async def test_a_bad_string_in_a_chargers_answer_never_breaks_the_api(
         ).items()
         assert (await api.get("/api/points", params={"charger_id": "CP1"})).status_code == 200
         assert (await api.get("/api/commands")).status_code == 200
+
+
+async def test_a_configuration_key_no_point_can_carry_is_kept_without_a_point(
+    gateway: RunningGateway, api: httpx.AsyncClient
+) -> None:
+    """A charger's own key may hold characters a point id cannot ('/', spaces): the key is kept and shown, the
+    keys after it still get their points."""
+    async with connect_charger(gateway, "CP1", cls=Scripted) as cp:
+        await cp.boot()
+        cp.config = {"Odd Key/1": "7", "GetConfigurationMaxKeys": "2", "HeartbeatInterval": "300"}
+        read = await api.post("/api/chargers/CP1/commands/get-configuration", json={})
+        assert read.json()["outcome"] == "accepted"
+    keys = {k["key"]: k["value"] for k in (await api.get("/api/chargers/CP1/configuration")).json()}
+    assert keys["Odd Key/1"] == "7" and keys["HeartbeatInterval"] == "300"
+    assert (await api.get("/api/points/CP1/config/HeartbeatInterval")).json()["value"] == 300
+
+
+async def test_a_limit_no_charger_can_take_is_refused_by_the_api(
+    gateway: RunningGateway, api: httpx.AsyncClient
+) -> None:
+    async with connect_charger(gateway, "CP1", cls=Scripted) as cp:
+        await cp.boot()
+        answer = await api.patch(
+            "/api/chargers/CP1/connectors/1/smart-charging", json={"enabled": True, "limit": 1e308}
+        )
+        assert answer.status_code == 422, answer.text
+        assert (await api.get("/api/chargers/CP1/connectors/1/smart-charging")).json()["limit"] is None

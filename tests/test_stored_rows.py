@@ -63,7 +63,7 @@ BAD_ROWS: list[tuple[str, dict[str, object]]] = [
         {"id": "OVERFLOW", "first_seen": NOW, "last_seen": NOW, "last_boot": "0001-01-01T00:00:00+14:00"},
     ),
     ("added_chargers", {"id": "ADDED-1", "registration": "Sometimes", "added_at": NOW}),
-    ("configuration", {"charger_id": "CP1", "key": "bad key!", "value": "1", "readonly": 0}),
+    ("configuration", {"charger_id": "CP1", "key": "", "value": "1", "readonly": 0}),
     ("smart_charging", {"charger_id": "CP1", "connector_id": 1, "settings": "not json"}),
     ("smart_charging", {"charger_id": "CP1", "connector_id": 2, "settings": '{"unit": "X", "limit": 16}'}),
     ("smart_charging", {"charger_id": "CP1", "connector_id": 3, "settings": '{"limit": "lots"}'}),
