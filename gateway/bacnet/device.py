@@ -10,6 +10,8 @@ What is changed from bacpypes3 (0.0.110), and why:
   decoding it); writes to a point object go to the gateway (`WriteHandler`), which range-checks them, keeps the
   priority array and carries the command to the charger. Nothing else of an object is writable.
 - SubscribeCOV without a lifetime is an indefinite subscription (bacpypes3 answers operational-problem).
+- Property_List leaves out Object_Identifier, Object_Name, Object_Type and itself (ASHRAE 135 clause
+  12.1.1.4.1); the network port has its APDU_Length.
 - Multi-state objects report COV on every change (bacpypes3 gives them the analog COV-increment criteria).
 - The device lists the object types it serves and raises its database revision when objects are added.
 - Point objects are made when first asked for: the gateway offers each one (its identifier and name, listed in
@@ -47,7 +49,7 @@ from bacpypes3.basetypes import (
     Segmentation,
 )
 from bacpypes3.constructeddata import Any as AnyValue
-from bacpypes3.constructeddata import Array
+from bacpypes3.constructeddata import Array, ArrayOf
 from bacpypes3.errors import ExecutionError, ObjectError, PropertyError
 from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject
 from bacpypes3.local.binary import BinaryInputObject, BinaryValueObject
@@ -69,11 +71,27 @@ LOG = logging.getLogger(__name__)
 MAX_APDU = 1476  # BACnet/IP over Ethernet
 WILDCARD_DEVICE = 4194303
 _WHOLE_SETS = (PropertyIdentifier.all, PropertyIdentifier.required, PropertyIdentifier.optional)
+ArrayOfPropertyIdentifier = ArrayOf(PropertyIdentifier)
+_NOT_LISTED = frozenset({"objectIdentifier", "objectName", "objectType", "propertyList"})
 
 
 @functools.cache
 def _object_type(name: str) -> ObjectType:
     return ObjectType(name)
+
+
+class ListedProperties:
+    """Mixed into every object class: Property_List without the four properties every object has (ASHRAE 135
+    clause 12.1.1.4.1, "shall not include")."""
+
+    @property
+    def propertyList(self) -> Any:
+        everything = cast(Any, LocalObject).propertyList.fget(self)
+        return ArrayOfPropertyIdentifier([p for p in everything if p.attr not in _NOT_LISTED])
+
+    @propertyList.setter
+    def propertyList(self, value: Any) -> None:
+        """Computed; writes are ignored."""
 
 
 class WriteHandler(Protocol):
@@ -82,7 +100,7 @@ class WriteHandler(Protocol):
     async def write_object(self, obj: PointObject, attr: str, value: Any, priority: int | None) -> None: ...
 
 
-class PointObject:
+class PointObject(ListedProperties):
     """Mixed into each object class: the object's plan and where its writes go."""
 
     _plan: ObjectPlan
@@ -150,7 +168,7 @@ OBJECT_CLASSES: dict[BacnetObjectType, type[PointObject]] = {
 }
 
 
-class GatewayDevice(DeviceObject):  # type: ignore[misc]
+class GatewayDevice(ListedProperties, DeviceObject):  # type: ignore[misc]
     """The device object: lists the object types the gateway serves, and every object, made or offered."""
 
     @property
@@ -183,6 +201,10 @@ class GatewayDevice(DeviceObject):  # type: ignore[misc]
     @protocolObjectTypesSupported.setter
     def protocolObjectTypesSupported(self, value: Any) -> None:
         """Computed; writes are ignored."""
+
+
+class GatewayNetworkPort(ListedProperties, NetworkPortObject):  # type: ignore[misc]
+    """The BACnet/IP port the device answers on."""
 
 
 class GatewayApplication(Application):  # type: ignore[misc]
@@ -396,11 +418,12 @@ def build_application(
         segmentationSupported=Segmentation.segmentedBoth,
         maxSegmentsAccepted=64,
     )
-    network_port = NetworkPortObject(
+    network_port = GatewayNetworkPort(
         link,
         objectIdentifier=("network-port", 1),
         objectName="NetworkPort-1",
         networkNumber=0,
         networkNumberQuality="unknown",
+        apduLength=MAX_APDU,
     )
     return cast(GatewayApplication, GatewayApplication.from_object_list([device, network_port]))
