@@ -4,6 +4,7 @@ the others, property lists, and the answers to writes a BMS (or a commissioning 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,17 +19,40 @@ from tests.scripted import Scripted
 from tests.test_bacnet_e2e import (
     DEVICE,
     ENABLE,
+    HEARTBEAT,
     LIMIT,
     MAPPING,
     ONLINE,
     POWER,
     STATUS,
     bacnet_settings,
+    sent_limits,
 )
 
 THE_DEVICE = f"device,{DEVICE}"
 NETWORK_PORT = "network-port,1"
 LIMIT_STATUS = "characterstring-value,1027"
+
+# BACnetServicesSupported bit numbers (ASHRAE 135-2020 §21, production BACnetServicesSupported).
+SERVICE_BITS = {
+    "acknowledge-alarm": 0,
+    "confirmed-cov-notification": 1,
+    "confirmed-event-notification": 2,
+    "subscribe-cov": 5,
+    "atomic-write-file": 7,
+    "add-list-element": 8,
+    "read-property": 12,
+    "read-property-multiple": 14,
+    "write-property": 15,
+    "write-property-multiple": 16,
+    "device-communication-control": 17,
+    "i-am": 26,
+    "i-have": 27,
+    "unconfirmed-cov-notification": 28,
+    "who-has": 33,
+    "who-is": 34,
+    "read-range": 35,
+}
 
 
 @pytest.fixture
@@ -64,6 +88,47 @@ async def charger(gateway: RunningGateway) -> AsyncIterator[Scripted]:
         yield connected
 
 
+def _commands(charger: Scripted) -> list[str]:
+    return [
+        action for action in ("SetChargingProfile", "ClearChargingProfile") for _ in charger.calls(action)
+    ]
+
+
+# -- services -------------------------------------------------------------------------------------------------
+
+
+async def test_protocol_services_supported_lists_exactly_what_the_device_does(
+    gateway: RunningGateway, peer: BacnetPeer, device: str
+) -> None:
+    """ASHRAE 135-2020 §12.11.21 Protocol_Services_Supported: the services this device's implementation supports.
+    Executed: Who-Is, Who-Has, ReadProperty, ReadPropertyMultiple, WriteProperty, WritePropertyMultiple,
+    SubscribeCOV; initiated: I-Am, I-Have and both COV notifications (listed too, as EPICS and BTL practice do).
+    Nothing the device only half does (ReadRange, AcknowledgeAlarm, AtomicWriteFile, AddListElement)."""
+    bits = await peer.read(device, THE_DEVICE, "protocol-services-supported")
+    listed = {name for name, bit in SERVICE_BITS.items() if bit < len(bits) and bits[bit]}
+    assert listed == {
+        "who-is", "who-has", "i-am", "i-have", "read-property", "read-property-multiple", "write-property",
+        "write-property-multiple", "subscribe-cov", "confirmed-cov-notification", "unconfirmed-cov-notification",
+    }  # fmt: skip
+    assert sum(bits) == len(listed)
+
+
+async def test_a_confirmed_service_the_device_does_not_execute_is_rejected(
+    gateway: RunningGateway, peer: BacnetPeer, device: str
+) -> None:
+    """ASHRAE 135-2020 §5.4.5.3 / §18.9: a confirmed request for a service the device does not execute gets a
+    Reject-PDU with reason unrecognized-service, never an Error that looks like a half-working service, or
+    silence."""
+    assert await peer.read_range(device, THE_DEVICE, "object-list") == {"reject": "unrecognized-service"}
+    # A service choice no BACnet stack knows (60), invoke id 42, as raw bytes: Reject, invoke id 42, reason 9.
+    answer = await peer.raw(device, bytes([0x00, 0x05, 42, 60, 0x09, 0x01]))
+    assert answer == {"apdu": bytes([0x60, 42, 9]).hex()}
+    # DeviceCommunicationControl (17), which bacpypes3 decodes but this device does not serve.
+    answer = await peer.raw(device, bytes([0x00, 0x05, 43, 17, 0x19, 0x00]))
+    assert answer == {"apdu": bytes([0x60, 43, 9]).hex()}
+    assert await peer.read(device, THE_DEVICE, "object-name") == "OCPP gateway"  # still answering
+
+
 # -- property lists -------------------------------------------------------------------------------------------
 
 
@@ -93,3 +158,150 @@ async def test_the_network_port_reads_its_apdu_length(
     """ASHRAE 135-2020 §12.56.39 APDU_Length, required in the Network Port object: 1476 on BACnet/IP."""
     assert await peer.read(device, NETWORK_PORT, "apdu-length") == 1476
     assert "apdu-length" in await peer.read(device, NETWORK_PORT, "property-list")
+
+
+# -- WritePropertyMultiple and refused writes -----------------------------------------------------------------
+
+
+async def test_write_property_multiple_writes_in_order(
+    charger: Scripted, peer: BacnetPeer, device: str
+) -> None:
+    """ASHRAE 135-2020 §15.10: WritePropertyMultiple writes each property in the order given and answers with a
+    SimpleAck when all were written."""
+    answer = await peer.wpm(
+        device,
+        [
+            (LIMIT, [("present-value", 16, {"priority": 8})]),
+            (ENABLE, [("present-value", "active", {"priority": 8})]),
+        ],
+    )
+    assert answer is None
+    assert await sent_limits(charger, 1) == [16.0]
+    assert await peer.read(device, LIMIT, "current-command-priority") == 8
+
+
+async def test_write_property_multiple_stops_at_the_first_refused_property(
+    charger: Scripted, peer: BacnetPeer, device: str
+) -> None:
+    """ASHRAE 135-2020 §15.10.1.3.1 / §15.10.2: on the first property that cannot be written the answer is a
+    WritePropertyMultiple-Error naming it (First Failed Write Attempt) with its error class and code; the
+    properties before it are written, those after it are not."""
+    answer = await peer.wpm(
+        device,
+        [
+            (LIMIT, [("present-value", 20, {"priority": 9}), ("description", "renamed", {})]),
+            (LIMIT, [("present-value", 10, {"priority": 10})]),
+        ],
+    )
+    assert answer == {
+        "error": "property:write-access-denied",
+        "first_failed": [LIMIT, "description", None],
+    }
+    priorities = await peer.read(device, LIMIT, "priority-array")
+    assert priorities[8] == 20.0 and priorities[9] is None
+
+    answer = await peer.wpm(device, [(LIMIT, [("present-value", 40, {"priority": 9})])])
+    assert answer == {"error": "property:value-out-of-range", "first_failed": [LIMIT, "present-value", None]}
+    answer = await peer.wpm(device, [("analog-value,999999", [("present-value", 1, {})])])
+    assert answer == {
+        "error": "object:unknown-object",
+        "first_failed": ["analog-value,999999", "present-value", None],
+    }
+    answer = await peer.wpm(device, [(LIMIT, [("number-of-states", 3, {"type": "unsigned"})])])
+    assert answer == {"error": "property:unknown-property", "first_failed": [LIMIT, "number-of-states", None]}
+    answer = await peer.wpm(device, [(LIMIT, [("priority-array", 5, {"index": 3, "type": "real"})])])
+    assert answer == {"error": "property:write-access-denied", "first_failed": [LIMIT, "priority-array", 3]}
+    answer = await peer.wpm(device, [(THE_DEVICE, [("location", "Roof", {})])])
+    assert answer == {"error": "property:write-access-denied", "first_failed": [THE_DEVICE, "location", None]}
+    assert await peer.read(device, LIMIT, "priority-array") == [None] * 8 + [20.0] + [None] * 7
+
+
+async def test_writes_to_the_priority_array_and_to_missing_properties_are_refused(
+    charger: Scripted, peer: BacnetPeer, device: str
+) -> None:
+    """ASHRAE 135-2020 §19.2.1.1: Priority_Array is read-only (commands go to Present_Value with a priority):
+    write-access-denied, whatever the value. §15.9.1.3.1: a property the object does not have is
+    property/unknown-property, also one its type defines but this object leaves out (Min_Pres_Value)."""
+    assert await peer.write(device, LIMIT, "priority-array", 5, index=8, datatype="real") == {
+        "error": "property:write-access-denied"
+    }
+    assert await peer.write(device, LIMIT, "priority-array", None, index=8) == {
+        "error": "property:write-access-denied"
+    }
+    assert await peer.write(device, LIMIT, "priority-array", "x", datatype="characterstring") == {
+        "error": "property:write-access-denied"
+    }
+    assert await peer.write(device, LIMIT, "number-of-states", 3, datatype="unsigned") == {
+        "error": "property:unknown-property"
+    }
+    assert await peer.write(device, LIMIT, "min-pres-value", 3, datatype="real") == {
+        "error": "property:unknown-property"
+    }
+    assert await peer.write(device, HEARTBEAT, "priority-array", 5, index=1, datatype="real") == {
+        "error": "property:unknown-property"
+    }
+    await asyncio.sleep(0.2)
+    assert _commands(charger) == []
+    assert await peer.read(device, LIMIT, "priority-array") == [None] * 16
+
+
+async def test_the_network_port_is_not_writable(
+    gateway: RunningGateway, peer: BacnetPeer, device: str
+) -> None:
+    """ASHRAE 135-2020 §12.56: the gateway takes its address from its settings; writes to the Network Port
+    object (which bacpypes3 would take and forget) are refused with write-access-denied."""
+    port = await peer.read(device, NETWORK_PORT, "bacnet-ip-udp-port")
+    assert await peer.write(device, NETWORK_PORT, "object-name", "renamed") == {
+        "error": "property:write-access-denied"
+    }
+    assert await peer.write(device, NETWORK_PORT, "bacnet-ip-udp-port", 47809) == {
+        "error": "property:write-access-denied"
+    }
+    assert await peer.read(device, NETWORK_PORT, "object-name") == "NetworkPort-1"
+    assert await peer.read(device, NETWORK_PORT, "bacnet-ip-udp-port") == port
+
+
+async def test_a_null_write_without_a_priority_relinquishes_priority_16(
+    charger: Scripted, peer: BacnetPeer, device: str
+) -> None:
+    """ASHRAE 135-2020 §15.9.1.1.5 (no Priority: 16) and §19.2.1.1 (NULL relinquishes): a BMS that writes a
+    limit and then NULL, both without a priority, is back at the relinquish default. A NULL to an object that
+    is not commandable stays invalid-data-type."""
+    assert await peer.write(device, LIMIT, "present-value", 12) is None
+    assert await peer.read(device, LIMIT, "current-command-priority") == 16
+    assert await peer.write(device, LIMIT, "present-value", None) is None
+    assert await peer.read(device, LIMIT, "priority-array") == [None] * 16
+    assert await peer.read(device, LIMIT, "present-value") == 32.0
+    assert await peer.write(device, HEARTBEAT, "present-value", None, datatype="null") == {
+        "error": "property:invalid-data-type"
+    }
+
+
+# -- the device object ----------------------------------------------------------------------------------------
+
+
+async def test_the_device_object_refuses_every_write(
+    gateway: RunningGateway, peer: BacnetPeer, device: str
+) -> None:
+    """ASHRAE 135-2020 §12.11 / §15.9.1.3.1: Object_Name, Location and Description come from the installer's
+    settings (GATEWAY_BACNET_DEVICE_NAME, _LOCATION, _DESCRIPTION) and are not writable over BACnet:
+    write-access-denied, and the value read back is unchanged. So is every other device property."""
+    for prop, value in (("object-name", "renamed"), ("location", "Roof"), ("description", "changed")):
+        before = await peer.read(device, THE_DEVICE, prop)
+        assert await peer.write(device, THE_DEVICE, prop, value) == {"error": "property:write-access-denied"}
+        assert await peer.read(device, THE_DEVICE, prop) == before
+    assert await peer.read(device, THE_DEVICE, "location") == "Plant room B2"
+    assert await peer.write(device, THE_DEVICE, "apdu-timeout", 6000) == {
+        "error": "property:write-access-denied"
+    }
+    assert await peer.read(device, THE_DEVICE, "apdu-timeout") != 6000
+    assert await peer.write(device, THE_DEVICE, "present-value", 1, datatype="real") == {
+        "error": "property:unknown-property"
+    }
+    # The wildcard instance names the device too (ASHRAE 135-2020 §15.5.1.1.1, §15.9.1.1.1).
+    assert await peer.read(device, "device,4194303", "object-name") == "OCPP gateway"
+    rows = await peer.rpm(device, [("device,4194303", ["location"])])
+    assert [row[3] for row in rows] == ["Plant room B2"]
+    assert await peer.write(device, "device,4194303", "object-name", "renamed") == {
+        "error": "property:write-access-denied"
+    }

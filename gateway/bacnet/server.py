@@ -383,11 +383,15 @@ class BacnetServer:
 
     # -- writes ----------------------------------------------------------------------------------------------
 
+    def may_write(self, obj: PointObject, attr: str) -> bool:
+        plan = obj._plan
+        if attr == "presentValue":
+            return plan.writable
+        return attr == "relinquishDefault" and plan.writable and plan.commandable
+
     async def write_object(self, obj: PointObject, attr: str, value: Any, priority: int | None) -> None:
         plan = obj._plan
-        if not plan.writable or attr not in ("presentValue", "relinquishDefault"):
-            raise PropertyError("writeAccessDenied")
-        if attr == "relinquishDefault" and not plan.commandable:
+        if not self.may_write(obj, attr):
             raise PropertyError("writeAccessDenied")
         if attr == "relinquishDefault":
             slot = RELINQUISH_DEFAULT_SLOT
