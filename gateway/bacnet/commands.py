@@ -1,0 +1,98 @@
+"""The priority arrays of the commandable objects (a limit, the smart charging switch), kept in SQLite, and the
+conversion of values between a point and its object."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bacpypes3.basetypes import BinaryPV, OptionalUnsigned, PriorityArray, PriorityValue
+from bacpypes3.primitivedata import CharacterString, Real, Unsigned
+
+from gateway.bacnet.objects import ObjectPlan
+from gateway.store import Store
+from points import Kind, Value
+
+RELINQUISH_DEFAULT_SLOT = 0
+
+
+class PriorityArrays:
+    """Per commandable point: [relinquish default written, priority 1 .. priority 16], None where empty."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._slots: dict[str, list[Value]] = {}
+
+    async def load(self) -> None:
+        for row in await self.store.fetch_all("SELECT point_id, priority, value FROM bacnet_commands"):
+            slots = self._slots.setdefault(row["point_id"], [None] * 17)
+            slots[row["priority"]] = json.loads(row["value"])
+
+    def set(self, point_id: str, slot: int, value: Value) -> None:
+        """Command (or, with None, relinquish) one slot, and keep it."""
+        self._slots.setdefault(point_id, [None] * 17)[slot] = value
+        if value is None:
+            self.store.execute_nowait(
+                "DELETE FROM bacnet_commands WHERE point_id = ? AND priority = ?", (point_id, slot)
+            )
+        else:
+            self.store.execute_nowait(
+                "INSERT OR REPLACE INTO bacnet_commands (point_id, priority, value) VALUES (?, ?, ?)",
+                (point_id, slot, json.dumps(value)),
+            )
+
+    def relinquish_default(self, plan: ObjectPlan) -> Value:
+        written = self._slots.get(plan.point_id, [None])[RELINQUISH_DEFAULT_SLOT]
+        return written if written is not None else plan.relinquish_default
+
+    def in_command(self, plan: ObjectPlan) -> Value:
+        """The value the priority array commands, the relinquish default once every priority was
+        relinquished, or None when no BMS ever commanded the point (nothing to apply)."""
+        slots = self._slots.get(plan.point_id)
+        if slots is None:
+            return None
+        for value in slots[1:]:
+            if value is not None:
+                return value
+        return self.relinquish_default(plan)
+
+    def show(self, obj: Any) -> None:
+        """The priority array, current command priority and relinquish default on the object."""
+        plan: ObjectPlan = obj._plan
+        slots = self._slots.get(plan.point_id, [None] * 17)
+        array = [
+            PriorityValue(null=()) if value is None else PriorityValue(bacnet_value(plan, value))
+            for value in slots[1:]
+        ]
+        obj.priorityArray = PriorityArray(array)
+        active = next((index for index, value in enumerate(slots[1:], start=1) if value is not None), None)
+        obj.currentCommandPriority = (
+            OptionalUnsigned(null=()) if active is None else OptionalUnsigned(unsigned=active)
+        )
+        relinquish = self.relinquish_default(plan)
+        if relinquish is not None:
+            obj.relinquishDefault = bacnet_value(plan, relinquish)
+
+
+def bacnet_value(plan: ObjectPlan, value: Value) -> Any:
+    """A point value as the object's present value (a placeholder where it is not known: the reliability says
+    so)."""
+    if plan.kind is Kind.ANALOG:
+        return Real(float(value) if isinstance(value, int | float) else 0.0)
+    if plan.kind is Kind.BINARY:
+        return BinaryPV("active" if value else "inactive")
+    if plan.kind is Kind.MULTISTATE:
+        number = value if isinstance(value, int) and 1 <= value <= len(plan.states) else 1
+        return Unsigned(number)
+    return CharacterString("" if value is None else str(value))
+
+
+def point_value(plan: ObjectPlan, value: Any) -> Value:
+    """A written BACnet value (already decoded as the property's datatype) as the point's value."""
+    if plan.kind is Kind.ANALOG:
+        return float(value)
+    if plan.kind is Kind.BINARY:
+        return bool(value == BinaryPV.active)
+    if plan.kind is Kind.MULTISTATE:
+        return int(value)
+    return str(value)
