@@ -14,7 +14,7 @@ from gateway.mapping import Mapping
 from gateway.server import RunningGateway
 from gateway.settings import Settings
 from tests.bacnet_peer import BacnetPeer, bacnet_peer, free_udp_port
-from tests.conftest import connect_charger
+from tests.conftest import connect_charger, eventually
 from tests.scripted import Scripted
 from tests.test_bacnet_e2e import (
     DEVICE,
@@ -158,6 +158,33 @@ async def test_the_network_port_reads_its_apdu_length(
     """ASHRAE 135-2020 §12.56.39 APDU_Length, required in the Network Port object: 1476 on BACnet/IP."""
     assert await peer.read(device, NETWORK_PORT, "apdu-length") == 1476
     assert "apdu-length" in await peer.read(device, NETWORK_PORT, "property-list")
+
+
+# -- binary values --------------------------------------------------------------------------------------------
+
+
+async def test_a_binary_value_refuses_anything_but_active_and_inactive(
+    charger: Scripted, peer: BacnetPeer, device: str
+) -> None:
+    """ASHRAE 135-2020 §12.8.4 (Binary Value Present_Value: BACnetBinaryPV, INACTIVE or ACTIVE) and §15.9.1.3.1:
+    enumerated 2 is refused with property/value-out-of-range, and the charger is not told anything."""
+    assert await peer.write(device, ENABLE, "present-value", "active", priority=8) is None
+    assert await eventually(lambda: peer.read(device, ENABLE, "present-value"), "active") == "active"
+    await asyncio.sleep(0.2)
+    before = _commands(charger)
+
+    assert await peer.write(device, ENABLE, "present-value", 2, priority=7, datatype="enumerated") == {
+        "error": "property:value-out-of-range"
+    }
+    assert await peer.write(device, ENABLE, "relinquish-default", 2, datatype="enumerated") == {
+        "error": "property:value-out-of-range"
+    }
+    await asyncio.sleep(0.3)
+    assert _commands(charger) == before
+    assert await peer.read(device, ENABLE, "present-value") == "active"
+    priorities = await peer.read(device, ENABLE, "priority-array")
+    assert [index for index, value in enumerate(priorities, start=1) if value is not None] == [8]
+    assert await peer.read(device, ENABLE, "relinquish-default") == "inactive"
 
 
 # -- WritePropertyMultiple and refused writes -----------------------------------------------------------------

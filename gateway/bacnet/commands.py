@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from bacpypes3.basetypes import BinaryPV, OptionalUnsigned, PriorityArray, PriorityValue
+from bacpypes3.errors import PropertyError
 from bacpypes3.primitivedata import CharacterString, Real, Unsigned
 
 from gateway.bacnet.objects import ObjectPlan
@@ -92,6 +93,9 @@ def point_value(plan: ObjectPlan, value: Any) -> Value:
     if plan.kind is Kind.ANALOG:
         return float(value)
     if plan.kind is Kind.BINARY:
+        # BACnetBinaryPV is inactive (0) or active (1); bacpypes3 decodes any enumerated value as one
+        if int(value) not in (BinaryPV.inactive, BinaryPV.active):
+            raise PropertyError("valueOutOfRange")
         return bool(value == BinaryPV.active)
     if plan.kind is Kind.MULTISTATE:
         return int(value)
