@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.mapping import Mapping
-from gateway.server import RunningGateway
+from gateway.server import RunningGateway, running
 from gateway.settings import Settings
 from tests.bacnet_peer import BacnetPeer, bacnet_peer, free_udp_port
 from tests.conftest import connect_charger, eventually
@@ -332,3 +332,32 @@ async def test_the_device_object_refuses_every_write(
     assert await peer.write(device, "device,4194303", "object-name", "renamed") == {
         "error": "property:write-access-denied"
     }
+
+
+# -- relinquish default ---------------------------------------------------------------------------------------
+
+
+async def test_a_limit_no_priority_commands_reads_its_relinquish_default(
+    tmp_path: Path, port: int, mapping: Mapping
+) -> None:
+    """ASHRAE 135-2020 §19.2.1.4: when every entry of Priority_Array is NULL, Present_Value is Relinquish_Default
+    -- at a first start too (fresh database, charger never connected), once the charger is connected with no
+    limit set, and after a limit was set outside BACnet (the API)."""
+    settings = bacnet_settings(tmp_path, port)
+    device = f"127.0.0.1:{port}"
+    async with bacnet_peer() as peer, running(settings, mapping) as gateway:
+        default = await peer.read(device, LIMIT, "relinquish-default")
+        assert default == 32.0
+        assert await peer.read(device, LIMIT, "present-value") == default
+        assert await peer.read(device, ENABLE, "present-value") == await peer.read(
+            device, ENABLE, "relinquish-default"
+        )
+        async with connect_charger(gateway, "CP1", cls=Scripted) as charger:
+            await charger.boot()
+            assert await peer.read(device, LIMIT, "present-value") == default
+            points = gateway.app.state.services.points
+            await points.write("CP1/1/limit", 10, source="api")
+            assert points.get("CP1/1/limit").value == 10.0
+            await asyncio.sleep(0.1)
+            assert await peer.read(device, LIMIT, "present-value") == default
+            assert await peer.read(device, LIMIT, "priority-array") == [None] * 16

@@ -57,6 +57,12 @@ class PriorityArrays:
                 return value
         return self.relinquish_default(plan)
 
+    def present_value(self, plan: ObjectPlan) -> Value:
+        """What the object shows: the value in command, and with every priority empty its relinquish default
+        (ASHRAE 135 clause 19.2.1.4), also before any BMS wrote. None: no default either."""
+        commanded = self.in_command(plan)
+        return self.relinquish_default(plan) if commanded is None else commanded
+
     def show(self, obj: Any) -> None:
         """The priority array, current command priority and relinquish default on the object."""
         plan: ObjectPlan = obj._plan

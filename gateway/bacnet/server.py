@@ -14,7 +14,8 @@ command service.
   seconds at most, a charger may take longer. The outcome shows in the charger's `write_status` point (and
   `<n>/limit_status`, `last_command_status`). A commandable object keeps its 16-level priority array and
   relinquish default in SQLite; whenever the value in command changes (a write, a relinquish, relinquishing every
-  priority) that value is applied. While no priority is in command the object shows the point's own value.
+  priority) that value is applied. While no priority is in command the object shows its relinquish default
+  (ASHRAE 135 clause 19.2), from the first start on.
 """
 
 from __future__ import annotations
@@ -360,8 +361,11 @@ class BacnetServer:
         """Present a point's value and quality on its object (for COV, the status flags change is announced
         too: bacpypes3 computes them from the reliability and only watches what is set)."""
         plan: ObjectPlan = obj._plan
-        commanded = self.commands.in_command(plan) if plan.commandable else None
-        value = point.value if commanded is None else commanded
+        value = point.value
+        if plan.commandable:
+            # the value in command, else the relinquish default; the point's own only where there is none
+            commanded = self.commands.present_value(plan)
+            value = point.value if commanded is None else commanded
         if value is not None or not plan.commandable:
             obj.presentValue = bacnet_value(plan, value)
         old_flags = obj.statusFlags
