@@ -25,6 +25,7 @@ from tests.test_bacnet_e2e import (
     ONLINE,
     POWER,
     STATUS,
+    TEMPLATE,
     bacnet_settings,
     sent_limits,
 )
@@ -302,6 +303,39 @@ async def test_a_null_write_without_a_priority_relinquishes_priority_16(
     assert await peer.write(device, HEARTBEAT, "present-value", None, datatype="null") == {
         "error": "property:invalid-data-type"
     }
+
+
+async def test_a_configuration_text_longer_than_ocpp_takes_is_refused(tmp_path: Path, port: int) -> None:
+    """ASHRAE 135-2020 §15.9.1.3.1 (value-out-of-range): a configuration key mapped as a writable
+    characterstring-value takes what ChangeConfiguration takes (OCPP 1.6 CiString500); a longer text was
+    acknowledged and then failed on its way to the charger."""
+    template = {**TEMPLATE, "points": [*TEMPLATE["points"], {
+        "source": "config/MeterValuesSampledData", "name": "Sampled data", "writable": True,
+        "bacnet": {"type": "characterstring-value", "offset": 6},
+    }]}  # fmt: skip
+    mapping = Mapping.model_validate({**MAPPING, "templates": {"ac": template}})
+    device = f"127.0.0.1:{port}"
+    sampled = "characterstring-value,1006"
+    async with (
+        bacnet_peer() as peer,
+        running(bacnet_settings(tmp_path, port), mapping) as gateway,
+        connect_charger(gateway, "CP1", cls=Scripted) as charger,
+    ):
+        assert isinstance(charger, Scripted)
+        await charger.boot()
+        assert await peer.write(device, sampled, "present-value", "x" * 501) == {
+            "error": "property:value-out-of-range"
+        }
+        await asyncio.sleep(0.2)
+        assert charger.calls("ChangeConfiguration") == []
+        assert await peer.write(device, sampled, "present-value", "Energy.Active.Import.Register") is None
+        for _ in range(100):
+            if charger.calls("ChangeConfiguration"):
+                break
+            await asyncio.sleep(0.05)
+        assert charger.calls("ChangeConfiguration") == [
+            {"key": "MeterValuesSampledData", "value": "Energy.Active.Import.Register"}
+        ]
 
 
 # -- the device object ----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from gateway.store import Store
 from points import Kind, Value
 
 RELINQUISH_DEFAULT_SLOT = 0
+MAX_TEXT = 500  # the texts a BMS writes are configuration values: ChangeConfiguration takes a CiString500
 
 
 class PriorityArrays:
@@ -105,4 +106,7 @@ def point_value(plan: ObjectPlan, value: Any) -> Value:
         return bool(value == BinaryPV.active)
     if plan.kind is Kind.MULTISTATE:
         return int(value)
-    return str(value)
+    text = str(value)
+    if len(text) > MAX_TEXT:
+        raise PropertyError("valueOutOfRange")
+    return text
