@@ -13,6 +13,8 @@
   (bacpypes3 fails while decoding it). WritePropertyMultiple writes in order and stops at the first failure
   with a WritePropertyMultiple-Error naming it (bacpypes3 raises that error where nothing catches it: the client
   waited for an answer that never came).
+- A NULL written to a commandable Present_Value without a priority relinquishes priority 16.
+- The wildcard device instance (4194303) names this device (bacpypes3 compares it with a tuple, never equal).
 - SubscribeCOV without a lifetime is an indefinite subscription (bacpypes3 answers operational-problem).
 """
 
