@@ -29,6 +29,14 @@ for a proprietary one; addresses are ``"127.0.0.1:47809"``):
                   relinquishes when a priority is given); with ``type`` in ``real``, ``double``,
                   ``enumerated``, ``unsigned``, ``integer``, ``boolean``, ``null``, ``characterstring`` the
                   value is sent as exactly that primitive, to provoke datatype errors.
+``wpm``           {address, specs: [[object, [[property, value, {priority?, index?, type?}], ...]], ...]} ->
+                  null on SimpleAck; a WritePropertyMultiple-Error is ``{"error": "class:code", "first_failed":
+                  [object, property, index]}``; values are given as for ``write``.
+``read_range``    {address, object, property} -> the ack's item data, or an error/reject/abort dict (a
+                  confirmed service the gateway does not execute).
+``raw``           {address, apdu: hex, timeout? (s, default 3)} -> ``{"apdu": hex}``, the APDU of the first
+                  answer, or ``{"timeout": true}``: the APDU (e.g. a confirmed request with a service choice
+                  no BACnet stack knows) is sent in a BVLC Original-Unicast-NPDU from a socket of its own.
 ``whois``         {address?, low?, high?, timeout? (s, default 3)} -> ``[{"device": n, "address": "ip:port",
                   "max_apdu": n, "segmentation": "segmented-both", "vendor": n}, ...]``; with an address the
                   answer comes as soon as that device replies (unicast Who-Is); without one a global
@@ -90,10 +98,13 @@ from bacpypes3.apdu import (
     ErrorRejectAbortNack,
     ReadPropertyMultipleRequest,
     ReadPropertyRequest,
+    ReadRangeRequest,
     RejectPDU,
     SimpleAckPDU,
     SubscribeCOVRequest,
     UnconfirmedCOVNotificationRequest,
+    WritePropertyMultipleError,
+    WritePropertyMultipleRequest,
     WritePropertyRequest,
 )
 from bacpypes3.app import Application
@@ -101,7 +112,9 @@ from bacpypes3.basetypes import (
     DateTime,
     PropertyIdentifier,
     PropertyReference,
+    PropertyValue,
     ReadAccessSpecification,
+    WriteAccessSpecification,
 )
 from bacpypes3.constructeddata import Any as AnyValue
 from bacpypes3.constructeddata import Array, Choice, SequenceOf
@@ -419,25 +432,26 @@ async def op_rpm(app: PeerApplication, req: Mapping[str, Any]) -> Any:
     return await _rpm(app, req["address"], req["specs"])
 
 
+def _write_element(object_id: Any, property_id: Any, index: int | None, raw: Any, forced: str | None) -> Any:
+    """The primitive a write sends: Null for None, the forced type, else the property's standard datatype."""
+    if forced == "null" or (forced is None and raw is None):
+        return Null(())
+    if forced is not None:
+        if forced not in _FORCED_TYPES:
+            raise ValueError(f"unknown type {forced!r}: one of null, {', '.join(_FORCED_TYPES)}")
+        return _FORCED_TYPES[forced](raw)
+    datatype = _datatype(object_id, property_id, index)
+    if datatype is None:
+        raise ValueError(f"unknown datatype for {object_id} {property_id}; give a 'type'")
+    return datatype(raw)
+
+
 async def op_write(app: PeerApplication, req: Mapping[str, Any]) -> Any:
     object_id = ObjectIdentifier(req["object"])
     property_id = _property_id(req["property"])
     index: int | None = req.get("index")
     priority: int | None = req.get("priority")
-    raw = req.get("value")
-    forced: str | None = req.get("type")
-    element: Any
-    if forced == "null" or (forced is None and raw is None):
-        element = Null(())
-    elif forced is not None:
-        if forced not in _FORCED_TYPES:
-            raise ValueError(f"unknown type {forced!r}: one of null, {', '.join(_FORCED_TYPES)}")
-        element = _FORCED_TYPES[forced](raw)
-    else:
-        datatype = _datatype(object_id, property_id, index)
-        if datatype is None:
-            raise ValueError(f"unknown datatype for {object_id} {property_id}; give a 'type'")
-        element = datatype(raw)
+    element = _write_element(object_id, property_id, index, req.get("value"), req.get("type"))
     request = WritePropertyRequest(
         objectIdentifier=object_id,
         propertyIdentifier=property_id,
@@ -452,6 +466,87 @@ async def op_write(app: PeerApplication, req: Mapping[str, Any]) -> Any:
     if isinstance(ack, ErrorRejectAbortNack):
         return _nack_json(ack)
     return None
+
+
+async def op_wpm(app: PeerApplication, req: Mapping[str, Any]) -> Any:
+    specs = []
+    for object_text, properties in req["specs"]:
+        object_id = ObjectIdentifier(object_text)
+        values = []
+        for property_text, raw, *rest in properties:
+            options: Mapping[str, Any] = rest[0] if rest else {}
+            property_id = _property_id(property_text)
+            index = options.get("index")
+            value = PropertyValue(
+                propertyIdentifier=property_id,
+                value=_write_element(object_id, property_id, index, raw, options.get("type")),
+            )
+            if index is not None:
+                value.propertyArrayIndex = index
+            if options.get("priority") is not None:
+                value.priority = options["priority"]
+            values.append(value)
+        specs.append(
+            WriteAccessSpecification(
+                objectIdentifier=object_id, listOfProperties=SequenceOf(PropertyValue)(values)
+            )
+        )
+    request = WritePropertyMultipleRequest(
+        listOfWriteAccessSpecs=SequenceOf(WriteAccessSpecification)(specs),
+        destination=Address(req["address"]),
+    )
+    ack = await _send(app, request)
+    if isinstance(ack, WritePropertyMultipleError):
+        failed = ack.firstFailedWriteAttempt
+        return {
+            **_error_type_json(ack.errorType),
+            "first_failed": [
+                str(failed.objectIdentifier),
+                str(failed.propertyIdentifier),
+                failed.propertyArrayIndex,
+            ],
+        }
+    if isinstance(ack, ErrorRejectAbortNack):
+        return _nack_json(ack)
+    return None
+
+
+async def op_read_range(app: PeerApplication, req: Mapping[str, Any]) -> Any:
+    request = ReadRangeRequest(
+        objectIdentifier=ObjectIdentifier(req["object"]),
+        propertyIdentifier=_property_id(req["property"]),
+        destination=Address(req["address"]),
+    )
+    ack = await _send(app, request)
+    if isinstance(ack, ErrorRejectAbortNack):
+        return _nack_json(ack)
+    return to_json(getattr(ack, "itemData", None))
+
+
+async def op_raw(app: PeerApplication, req: Mapping[str, Any]) -> Any:
+    host, port = Address(req["address"]).addrTuple
+    npdu = bytes([0x01, 0x04]) + bytes.fromhex(req["apdu"])  # version 1, expecting a reply
+    frame = bytes([0x81, 0x0A]) + struct.pack(">H", len(npdu) + 4) + npdu
+    timeout = float(req.get("timeout", 3.0))
+
+    def exchange() -> bytes | None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(timeout)
+            sock.sendto(frame, (host, port))
+            try:
+                answer, _ = sock.recvfrom(2048)
+            except TimeoutError:
+                return None
+            return answer
+
+    answer = await asyncio.to_thread(exchange)
+    if answer is None:
+        return {"timeout": True}
+    control = answer[5]
+    if control & 0x28:  # a routed answer: no such thing on loopback
+        raise ValueError(f"unexpected NPDU control {control:#x} in {answer.hex()}")
+    return {"apdu": answer[6:].hex()}
 
 
 async def op_whois(app: PeerApplication, req: Mapping[str, Any]) -> Any:
@@ -561,6 +656,9 @@ OPERATIONS = {
     "read": op_read,
     "rpm": op_rpm,
     "write": op_write,
+    "wpm": op_wpm,
+    "read_range": op_read_range,
+    "raw": op_raw,
     "whois": op_whois,
     "subscribe_cov": op_subscribe_cov,
     "wait_cov": op_wait_cov,
@@ -804,6 +902,21 @@ class BacnetPeer:
         if datatype is not None:
             fields["type"] = datatype
         return await self.request("write", **fields)
+
+    async def wpm(
+        self, address: str, specs: Sequence[tuple[str, Sequence[tuple[str | int, Any, dict[str, Any]]]]]
+    ) -> Any:
+        """WritePropertyMultiple: None on SimpleAck, ``{"error": ..., "first_failed": [...]}`` or a nack dict."""
+        return await self.request(
+            "wpm", address=address, specs=[[obj, [list(p) for p in props]] for obj, props in specs]
+        )
+
+    async def read_range(self, address: str, obj: str, prop: str) -> Any:
+        return await self.request("read_range", address=address, object=obj, property=prop)
+
+    async def raw(self, address: str, apdu: bytes, timeout: float = 3.0) -> Any:
+        """``{"apdu": hex}`` of the answer to a hand-made APDU, or ``{"timeout": True}``."""
+        return await self.request("raw", address=address, apdu=apdu.hex(), timeout=timeout)
 
     async def whois(
         self,

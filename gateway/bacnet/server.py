@@ -14,30 +14,24 @@ command service.
   seconds at most, a charger may take longer. The outcome shows in the charger's `write_status` point (and
   `<n>/limit_status`, `last_command_status`). A commandable object keeps its 16-level priority array and
   relinquish default in SQLite; whenever the value in command changes (a write, a relinquish, relinquishing every
-  priority) that value is applied. While no priority is in command the object shows the point's own value.
+  priority) that value is applied. While no priority is in command the object shows its relinquish default
+  (ASHRAE 135 clause 19.2), from the first start on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from bacpypes3.basetypes import (
-    BinaryPV,
-    EngineeringUnits,
-    OptionalUnsigned,
-    PriorityArray,
-    PriorityValue,
-    Reliability,
-)
+from bacpypes3.basetypes import EngineeringUnits, OptionalUnsigned, PriorityArray, PriorityValue, Reliability
 from bacpypes3.errors import PropertyError
-from bacpypes3.primitivedata import CharacterString, Null, Real, Unsigned
+from bacpypes3.primitivedata import Null, Real
 
 from gateway import __version__
+from gateway.bacnet.commands import RELINQUISH_DEFAULT_SLOT, PriorityArrays, bacnet_value, point_value
 from gateway.bacnet.device import OBJECT_CLASSES, GatewayApplication, PointObject, build_application
 from gateway.bacnet.objects import ObjectPlan, dynamic_type, plan_dynamic, plan_mapped
 from gateway.layout import PlacedPoint, expand, placements
@@ -63,7 +57,6 @@ _WRITE_ERRORS = {
     WriteErrorCode.NOT_WRITABLE: "writeAccessDenied",
     WriteErrorCode.UNKNOWN_POINT: "writeAccessDenied",
 }
-RELINQUISH_DEFAULT_SLOT = 0
 
 
 class BacnetServer:
@@ -96,7 +89,7 @@ class BacnetServer:
         self._kept: set[tuple[BacnetObjectType, int]] = set()  # the instances kept for unmapped points
         self._next_instance: dict[BacnetObjectType, int] = {}
         self._unsaved: list[tuple[str, str, int]] = []  # instances handed out, not yet written to SQLite
-        self._commands: dict[str, list[Value]] = {}  # point id -> [relinquish default written, p1..p16]
+        self.commands = PriorityArrays(store)
         self._stop_listening: Any = None
 
     # -- life cycle ------------------------------------------------------------------------------------------
@@ -161,8 +154,7 @@ class BacnetServer:
     async def _load(self) -> None:
         rows = await self.store.fetch_all("SELECT point_id, object_type, instance FROM bacnet_objects")
         load_rows("bacnet_objects", rows, self._load_instance)
-        rows = await self.store.fetch_all("SELECT point_id, priority, value FROM bacnet_commands")
-        load_rows("bacnet_commands", rows, self._load_command)
+        await self.commands.load()
 
     def _load_instance(self, row: dict[str, Any]) -> None:
         object_type, instance = BacnetObjectType(row["object_type"]), row["instance"]
@@ -170,14 +162,6 @@ class BacnetServer:
             raise ValueError(f"{instance!r} is not an object instance")
         self._instances[row["point_id"]] = (object_type, instance)
         self._kept.add((object_type, instance))
-
-    def _load_command(self, row: dict[str, Any]) -> None:
-        priority, value = row["priority"], json.loads(row["value"])
-        if not isinstance(priority, int) or not 0 <= priority <= 16:
-            raise ValueError(f"{priority!r} is not a priority")
-        if value is not None and not isinstance(value, bool | int | float | str):
-            raise ValueError(f"{value!r} is not a point value")
-        self._commands.setdefault(row["point_id"], [None] * 17)[priority] = value
 
     def use_mapping(self, mapping: Mapping) -> None:
         """Objects made from now on follow `mapping`; objects that exist keep their numbers until a restart."""
@@ -223,7 +207,7 @@ class BacnetServer:
             obj.numberOfStates = len(fresh.states)
             obj.stateText = list(fresh.states)
         if fresh.commandable:
-            self._show_priorities(obj)
+            self.commands.show(obj)
 
     def _ensure(self, point: Point) -> None:
         plan = self.plans.get(point.id)
@@ -343,7 +327,7 @@ class BacnetServer:
             "objectIdentifier": (plan.object_type.value, plan.instance),
             "objectName": plan.name,
             "description": plan.description,
-            "presentValue": _bacnet_value(plan, None),
+            "presentValue": bacnet_value(plan, None),
             "eventState": "normal",
             "outOfService": False,
             "reliability": Reliability.unreliableOther,
@@ -361,7 +345,7 @@ class BacnetServer:
             properties["numberOfStates"] = len(plan.states)
             properties["stateText"] = list(plan.states)
         if plan.commandable:
-            properties["relinquishDefault"] = _bacnet_value(plan, self._relinquish_default(plan))
+            properties["relinquishDefault"] = bacnet_value(plan, self.commands.relinquish_default(plan))
             properties["priorityArray"] = PriorityArray([PriorityValue(null=()) for _ in range(16)])
             properties["currentCommandPriority"] = OptionalUnsigned(null=())
         object_class = OBJECT_CLASSES[plan.object_type]
@@ -370,7 +354,7 @@ class BacnetServer:
         obj._spec = point.spec  # what the plan was made from (`_respec` follows a change)
         obj._handler = self
         if plan.commandable:
-            self._show_priorities(obj)
+            self.commands.show(obj)
         self.app.add_point_object(obj)
         return obj  # type: ignore[no-any-return]
 
@@ -382,10 +366,13 @@ class BacnetServer:
         """Present a point's value and quality on its object (for COV, the status flags change is announced
         too: bacpypes3 computes them from the reliability and only watches what is set)."""
         plan: ObjectPlan = obj._plan
-        commanded = self._in_command(plan.point_id) if plan.commandable else None
-        value = point.value if commanded is None else commanded
+        value = point.value
+        if plan.commandable:
+            # the value in command, else the relinquish default; the point's own only where there is none
+            commanded = self.commands.present_value(plan)
+            value = point.value if commanded is None else commanded
         if value is not None or not plan.commandable:
-            obj.presentValue = _bacnet_value(plan, value)
+            obj.presentValue = bacnet_value(plan, value)
         old_flags = obj.statusFlags
         obj.reliability = _RELIABILITY[point.quality]
         new_flags = obj.statusFlags
@@ -395,11 +382,15 @@ class BacnetServer:
 
     # -- writes ----------------------------------------------------------------------------------------------
 
+    def may_write(self, obj: PointObject, attr: str) -> bool:
+        plan = obj._plan
+        if attr == "presentValue":
+            return plan.writable
+        return attr == "relinquishDefault" and plan.writable and plan.commandable
+
     async def write_object(self, obj: PointObject, attr: str, value: Any, priority: int | None) -> None:
         plan = obj._plan
-        if not plan.writable or attr not in ("presentValue", "relinquishDefault"):
-            raise PropertyError("writeAccessDenied")
-        if attr == "relinquishDefault" and not plan.commandable:
+        if not self.may_write(obj, attr):
             raise PropertyError("writeAccessDenied")
         if attr == "relinquishDefault":
             slot = RELINQUISH_DEFAULT_SLOT
@@ -410,26 +401,16 @@ class BacnetServer:
         if isinstance(value, Null):
             if not plan.commandable or slot == RELINQUISH_DEFAULT_SLOT:
                 raise PropertyError("invalidDataType")
-            point_value: Value = None
+            checked: Value = None
         else:
-            point_value = self._checked(plan, value)
+            checked = self._checked(plan, value)
         if not plan.commandable:
-            self.writes.submit(plan.point_id, point_value, "bacnet")
+            self.writes.submit(plan.point_id, checked, "bacnet")
             return
-        before = self._in_command(plan.point_id)
-        slots = self._commands.setdefault(plan.point_id, [None] * 17)
-        slots[slot] = point_value
-        if point_value is None:
-            self.store.execute_nowait(
-                "DELETE FROM bacnet_commands WHERE point_id = ? AND priority = ?", (plan.point_id, slot)
-            )
-        else:
-            self.store.execute_nowait(
-                "INSERT OR REPLACE INTO bacnet_commands (point_id, priority, value) VALUES (?, ?, ?)",
-                (plan.point_id, slot, json.dumps(point_value)),
-            )
-        self._show_priorities(obj)
-        after = self._in_command(plan.point_id)
+        before = self.commands.in_command(plan)
+        self.commands.set(plan.point_id, slot, checked)
+        self.commands.show(obj)
+        after = self.commands.in_command(plan)
         if after is not None and after != before:
             self.writes.submit(plan.point_id, after, "bacnet")
         point = self.points.get(plan.point_id)
@@ -439,7 +420,7 @@ class BacnetServer:
     def _checked(self, plan: ObjectPlan, value: Any) -> Value:
         """A BACnet value as the point's value, checked as the point database checks a write."""
         try:
-            candidate = _point_value(plan, value)
+            candidate = point_value(plan, value)
             _, coerced = self.writes.check(plan.point_id, candidate)
         except WriteError as error:
             LOG.info("BACnet write to %s refused: %s", plan.point_id, error)
@@ -447,59 +428,3 @@ class BacnetServer:
         except (TypeError, ValueError):
             raise PropertyError("invalidDataType") from None
         return coerced
-
-    def _relinquish_default(self, plan: ObjectPlan) -> Value:
-        written = self._commands.get(plan.point_id, [None])[RELINQUISH_DEFAULT_SLOT]
-        return written if written is not None else plan.relinquish_default
-
-    def _in_command(self, point_id: str) -> Value:
-        """The value the priority array commands, the relinquish default once every priority was
-        relinquished, or None when no BMS ever commanded the point."""
-        slots = self._commands.get(point_id)
-        if slots is None:
-            return None
-        for value in slots[1:]:
-            if value is not None:
-                return value
-        plan = self.plans.get(point_id)
-        return self._relinquish_default(plan) if plan is not None else None
-
-    def _show_priorities(self, obj: Any) -> None:
-        plan: ObjectPlan = obj._plan
-        slots = self._commands.get(plan.point_id, [None] * 17)
-        array = [
-            PriorityValue(null=()) if value is None else PriorityValue(_bacnet_value(plan, value))
-            for value in slots[1:]
-        ]
-        obj.priorityArray = PriorityArray(array)
-        active = next((index for index, value in enumerate(slots[1:], start=1) if value is not None), None)
-        obj.currentCommandPriority = (
-            OptionalUnsigned(null=()) if active is None else OptionalUnsigned(unsigned=active)
-        )
-        relinquish = self._relinquish_default(plan)
-        if relinquish is not None:
-            obj.relinquishDefault = _bacnet_value(plan, relinquish)
-
-
-def _bacnet_value(plan: ObjectPlan, value: Value) -> Any:
-    """A point value as the object's present value (a placeholder where it is not known: the reliability says
-    so)."""
-    if plan.kind is Kind.ANALOG:
-        return Real(float(value) if isinstance(value, int | float) else 0.0)
-    if plan.kind is Kind.BINARY:
-        return BinaryPV("active" if value else "inactive")
-    if plan.kind is Kind.MULTISTATE:
-        number = value if isinstance(value, int) and 1 <= value <= len(plan.states) else 1
-        return Unsigned(number)
-    return CharacterString("" if value is None else str(value))
-
-
-def _point_value(plan: ObjectPlan, value: Any) -> Value:
-    """A written BACnet value (already decoded as the property's datatype) as the point's value."""
-    if plan.kind is Kind.ANALOG:
-        return float(value)
-    if plan.kind is Kind.BINARY:
-        return bool(value == BinaryPV.active)
-    if plan.kind is Kind.MULTISTATE:
-        return int(value)
-    return str(value)
