@@ -12,16 +12,20 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import pytest
+from ocpp.v16 import call
 
 from gateway.mapping import Mapping
 from gateway.server import RunningGateway
 from gateway.settings import Settings
-from tests.conftest import connect_charger, make_settings
+from tests.conftest import connect_charger, eventually, make_settings
 from tests.scripted import Scripted
 from tests.test_modbus_e2e import MAPPING
 
 SMART_CHARGING = 13  # coil of CP1 (unit 1)
 HEARTBEAT = 5  # holding register of CP1: configuration key HeartbeatInterval, uint16, 10..3600
+LIMIT = 24  # holding registers of CP1: float32, 0..32 A
+WRITE_STATUS = 8  # input register of CP1
+STORED = 3
 UNMAPPED_UNIT = 99
 
 
@@ -154,6 +158,39 @@ async def test_a_request_split_across_sends_is_answered_once_complete(port: int)
         assert await raw.answer() == (21, 1, bytes([4, 2, 0, 0]))
         await raw.send(second[3:])
         assert await raw.answer() == (22, 1, bytes([4, 4]) + b"OCGW")
+
+
+# -- write single coil -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0x1234, 0x0001, 0xFFFF, 0x00FF])
+async def test_write_single_coil_takes_only_on_and_off(charger: Scripted, port: int, value: int) -> None:
+    """Application Protocol §6.5 (05 Write Single Coil): FF00 is ON, 0000 is OFF, "all other values are illegal
+    and will not affect the output": exception 3, and smart charging stays off."""
+    await charger.call(
+        call.StartTransaction(
+            connector_id=1, id_tag="TAG-OK", meter_start=0, timestamp="2026-11-22T10:00:00Z"
+        )
+    )
+    async with connection(port) as raw:
+        limit = struct.pack(">BHHB", 16, LIMIT, 2, 4) + struct.pack(">f", 12.0)
+        assert await raw.ask(limit) == struct.pack(">BHH", 16, LIMIT, 2)
+        stored = bytes([4, 2, 0, STORED])
+        assert await eventually(lambda: raw.ask(read(4, WRITE_STATUS)), stored) == stored
+
+        assert await raw.ask(struct.pack(">BHH", 5, SMART_CHARGING, value)) == exception(5, 3)
+        assert await nothing_reached(charger)
+        assert await raw.ask(read(1, SMART_CHARGING)) == bytes([1, 1, 0])
+        assert await raw.ask(read(4, WRITE_STATUS)) == bytes([4, 2, 0, STORED])
+
+        # the same coil switched on the right way: the answer echoes the request, and the limit leaves
+        on = struct.pack(">BHH", 5, SMART_CHARGING, 0xFF00)
+        assert await raw.ask(on) == on
+    for _ in range(100):
+        if charger.calls("SetChargingProfile"):
+            break
+        await asyncio.sleep(0.02)
+    assert len(charger.calls("SetChargingProfile")) == 1
 
 
 # -- function codes ----------------------------------------------------------------------------------------------

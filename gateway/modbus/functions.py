@@ -18,7 +18,7 @@ from pymodbus.constants import ExcCodes
 
 LOG = logging.getLogger(__name__)
 
-COIL_OFF = 0x0000
+COIL_ON, COIL_OFF = 0xFF00, 0x0000  # §6.5: any other value is illegal
 MAX_READ = {1: 2000, 2: 2000, 3: 125, 4: 125}  # §6.1-6.4: bits, registers
 MAX_WRITE = {15: 0x07B0, 16: 0x007B}  # §6.11, §6.12
 SERVED = (1, 2, 3, 4, 5, 6, 15, 16, 43)
@@ -93,7 +93,9 @@ class Functions:
 
     def _write_coil(self, unit: int, pdu: bytes) -> bytes:
         _, address, value = _unpack(">BHH", pdu, whole=True)
-        _written(self.store.write(unit, 5, address, [value != COIL_OFF]))
+        if value not in (COIL_ON, COIL_OFF):
+            raise Refused(ExcCodes.ILLEGAL_VALUE)
+        _written(self.store.write(unit, 5, address, [value == COIL_ON]))
         return pdu  # §6.5: the answer echoes the request
 
     def _write_register(self, unit: int, pdu: bytes) -> bytes:

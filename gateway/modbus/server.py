@@ -16,7 +16,8 @@ Answers (the README has the same list):
   illegal data value;
 - a unit the map does not use, or a write to a pattern slot no charger holds yet: exception 11 (0x0B), gateway
   target device failed to respond;
-- a function code not served, a request of the wrong length: see `functions`.
+- a function code not served, a request of the wrong length, a coil written with anything but 0xFF00/0x0000:
+  see `functions`.
 
 A write is acknowledged once checked; the charger's answer comes later, in its `write_status` register.
 """
