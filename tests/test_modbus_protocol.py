@@ -6,6 +6,7 @@ TCP/IP Implementation Guide V1.0b ("Implementation Guide")."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -15,7 +16,7 @@ import pytest
 from ocpp.v16 import call
 
 from gateway.mapping import Mapping
-from gateway.server import RunningGateway
+from gateway.server import RunningGateway, running
 from gateway.settings import Settings
 from tests.conftest import connect_charger, eventually, make_settings
 from tests.scripted import Scripted
@@ -325,3 +326,61 @@ async def test_a_multiple_write_whose_counts_disagree_writes_nothing(
         assert await raw.ask(pdu) == exception(pdu[0], 3)
         assert await raw.ask(read(1, SMART_CHARGING)) == bytes([1, 1, 0])
     assert await nothing_reached(charger)
+
+
+# -- connections -------------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def limited(tmp_path: Path, mapping: Mapping, **limits: float) -> AsyncIterator[int]:
+    settings = make_settings(tmp_path, modbus_enabled=True, modbus_host="127.0.0.1", modbus_port=0, **limits)
+    async with running(settings, mapping) as gateway:
+        yield int(gateway.app.state.services.modbus.port)
+
+
+async def test_connections_over_the_limit_are_closed(
+    tmp_path: Path, mapping: Mapping, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Implementation Guide §4.2.1 (connection management): a server takes a limited number of connections;
+    GATEWAY_MODBUS_MAX_CONNECTIONS sets it, and one warning says the limit was reached."""
+    caplog.set_level(logging.WARNING, logger="gateway.modbus")
+    async with limited(tmp_path, mapping, modbus_max_connections=3, modbus_idle_timeout=0) as port:
+        async with connection(port) as a, connection(port) as b, connection(port) as c:
+            for raw in (a, b, c):
+                assert await raw.ask(read(4, 0)) == bytes([4, 2, 0, 0])
+            async with connection(port) as extra, connection(port) as another:
+                assert await extra.closed_by_server()
+                assert await another.closed_by_server()
+            warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+            assert len(warnings) == 1 and "3" in warnings[0].getMessage()
+            assert await a.ask(read(4, 0)) == bytes([4, 2, 0, 0])  # those inside keep being served
+        # below the limit again: new connections are served, and a new overflow warns again
+        async with connection(port) as a, connection(port) as b, connection(port) as c:
+            for raw in (a, b, c):
+                assert await raw.ask(read(4, 0)) == bytes([4, 2, 0, 0])
+            async with connection(port) as extra:
+                assert await extra.closed_by_server()
+        assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+
+
+async def test_an_idle_connection_is_closed(tmp_path: Path, mapping: Mapping) -> None:
+    """Implementation Guide §4.2.1: a BMS that stops polling without closing its connection leaves it to the
+    server; GATEWAY_MODBUS_IDLE_TIMEOUT closes it, while one that keeps asking stays open."""
+    limits = {"modbus_max_connections": 3, "modbus_idle_timeout": 0.5}
+    async with (
+        limited(tmp_path, mapping, **limits) as port,
+        connection(port) as idle,
+        connection(port) as active,
+    ):
+        assert await idle.ask(read(4, 0)) == bytes([4, 2, 0, 0])
+        started = asyncio.get_running_loop().time()
+        for n in range(15):  # 1.5 s, a request every 0.1 s
+            assert await active.ask(read(4, 0), transaction=n) == bytes([4, 2, 0, 0])
+            await asyncio.sleep(0.1)
+        assert await idle.closed_by_server(timeout=0.1)
+        assert asyncio.get_running_loop().time() - started > 0.5
+        assert await active.ask(read(4, 0)) == bytes([4, 2, 0, 0])
+        # a connection closed for idleness makes room for a new one
+        async with connection(port) as new, connection(port) as newer:
+            assert await new.ask(read(4, 0)) == bytes([4, 2, 0, 0])
+            assert await newer.ask(read(4, 0)) == bytes([4, 2, 0, 0])

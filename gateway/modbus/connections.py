@@ -1,5 +1,6 @@
 """The Modbus TCP listener and its connections: every request answered in the order it came, however many a
-client pipelines (Modbus Messaging on TCP/IP Implementation Guide V1.0b §4.2)."""
+client pipelines; at most `modbus_max_connections` open at once, and a connection idle for
+`modbus_idle_timeout` seconds closed (Modbus Messaging on TCP/IP Implementation Guide V1.0b §4.2)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ Answer = Callable[[int, bytes], bytes]  # (unit, request PDU) -> response PDU
 class Listener:
     """A TCP server whose connections are answered by `answer`."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, max_connections: int, idle_timeout: float) -> None:
         self.answer = answer
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
         self.open: set[Connection] = set()
         self._server: asyncio.Server | None = None
+        self._full = False  # the limit was reached and logged; logged again once below it and reached again
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -42,11 +46,24 @@ class Listener:
         await self._server.wait_closed()
         self._server = None
 
-    def admit(self, connection: Connection) -> None:
+    def admit(self, connection: Connection) -> bool:
+        if len(self.open) >= self.max_connections:
+            if not self._full:
+                self._full = True
+                LOG.warning(
+                    "Modbus TCP: %d connections open, the limit (GATEWAY_MODBUS_MAX_CONNECTIONS): new ones are "
+                    "closed until one ends",
+                    len(self.open),
+                )
+            return False
         self.open.add(connection)
+        return True
 
     def leave(self, connection: Connection) -> None:
         self.open.discard(connection)
+        if self._full and len(self.open) < self.max_connections:
+            self._full = False
+            LOG.info("Modbus TCP: below the connection limit again")
 
 
 class Connection(asyncio.Protocol):
@@ -57,16 +74,24 @@ class Connection(asyncio.Protocol):
         self.reader = FrameReader()
         self.transport: asyncio.Transport | None = None
         self.peer: Any = None
+        self._last = 0.0
+        self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.peer = transport.get_extra_info("peername")
-        self.listener.admit(self)
+        if not self.listener.admit(self):
+            transport.close()
+            return
         self.transport = transport
+        self._last = asyncio.get_running_loop().time()
+        if self.listener.idle_timeout > 0:
+            self._watch(self.listener.idle_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
             return
+        self._last = asyncio.get_running_loop().time()
         try:
             frames = self.reader.feed(data)
         except FramingError as error:
@@ -87,6 +112,9 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         if self.transport is not None:
             self.transport = None
             self.listener.leave(self)
@@ -94,3 +122,18 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def _watch(self, delay: float) -> None:
+        self._idle = asyncio.get_running_loop().call_later(delay, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._idle = None
+        if self.transport is None:
+            return
+        timeout = self.listener.idle_timeout
+        idle = asyncio.get_running_loop().time() - self._last
+        if idle >= timeout:
+            LOG.info("Modbus TCP: closed the connection from %s, idle for %g s", self.peer, timeout)
+            self.close()
+        else:
+            self._watch(timeout - idle)

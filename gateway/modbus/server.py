@@ -81,7 +81,7 @@ class ModbusServer:
         s = self.settings
         self.started_at = time.monotonic()
         functions = Functions(self, _identity())
-        listener = Listener(functions.answer)
+        listener = Listener(functions.answer, s.modbus_max_connections, s.modbus_idle_timeout)
         try:
             await listener.start(s.modbus_host, s.modbus_port)
         except OSError as error:
