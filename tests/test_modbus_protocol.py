@@ -165,7 +165,9 @@ async def test_a_request_split_across_sends_is_answered_once_complete(port: int)
 
 
 @pytest.mark.parametrize("value", [0x1234, 0x0001, 0xFFFF, 0x00FF])
-async def test_write_single_coil_takes_only_on_and_off(charger: Scripted, port: int, value: int) -> None:
+async def test_write_single_coil_takes_only_on_and_off(
+    charger: Scripted, port: int, value: int, caplog: pytest.LogCaptureFixture
+) -> None:
     """Application Protocol §6.5 (05 Write Single Coil): FF00 is ON, 0000 is OFF, "all other values are illegal
     and will not affect the output": exception 3, and smart charging stays off."""
     await charger.call(
@@ -179,7 +181,11 @@ async def test_write_single_coil_takes_only_on_and_off(charger: Scripted, port: 
         stored = bytes([4, 2, 0, STORED])
         assert await eventually(lambda: raw.ask(read(4, WRITE_STATUS)), stored) == stored
 
+        caplog.set_level(logging.INFO, logger="gateway.modbus")
         assert await raw.ask(struct.pack(">BHH", 5, SMART_CHARGING, value)) == exception(5, 3)
+        assert (
+            f"0x{value:04X} is neither 0xFF00 (on) nor 0x0000 (off)" in caplog.text
+        )  # logged with its reason
         assert await nothing_reached(charger)
         assert await raw.ask(read(1, SMART_CHARGING)) == bytes([1, 1, 0])
         assert await raw.ask(read(4, WRITE_STATUS)) == bytes([4, 2, 0, STORED])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from pymodbus.constants import ExcCodes
 
@@ -94,7 +94,7 @@ class Functions:
     def _write_coil(self, unit: int, pdu: bytes) -> bytes:
         _, address, value = _unpack(">BHH", pdu, whole=True)
         if value not in (COIL_ON, COIL_OFF):
-            raise Refused(ExcCodes.ILLEGAL_VALUE)
+            _refuse_write(unit, 5, address, f"0x{value:04X} is neither 0xFF00 (on) nor 0x0000 (off)")
         _written(self.store.write(unit, 5, address, [value == COIL_ON]))
         return pdu  # §6.5: the answer echoes the request
 
@@ -107,7 +107,11 @@ class Functions:
         function, address, count, size = _unpack(">BHHB", pdu)
         bits = function == 15
         if size != ((count + 7) // 8 if bits else 2 * count) or len(pdu) != 6 + size:
-            raise Refused(ExcCodes.ILLEGAL_VALUE)
+            _refuse_write(
+                unit, function, address, f"byte count {size} for {count}, {len(pdu) - 6} bytes given"
+            )
+        if not 1 <= count <= MAX_WRITE[function]:
+            _refuse_write(unit, function, address, f"{count} values, 1 to {MAX_WRITE[function]} allowed")
         _check_range(address, count, MAX_WRITE[function])
         data = pdu[6:]
         values: list[bool] | list[int]
@@ -153,6 +157,17 @@ def _unpack(layout: str, pdu: bytes, *, whole: bool = False) -> tuple[int, ...]:
     if len(pdu) < size or (whole and len(pdu) != size):
         raise Refused(ExcCodes.ILLEGAL_VALUE)
     return struct.unpack_from(layout, pdu)
+
+
+def _refuse_write(unit: int, function: int, address: int, reason: str) -> NoReturn:
+    LOG.info(
+        "Modbus write (function %d) to unit %d address %d refused (exception 3): %s",
+        function,
+        unit,
+        address,
+        reason,
+    )
+    raise Refused(ExcCodes.ILLEGAL_VALUE)
 
 
 def _check_range(address: int, count: int, most: int) -> None:

@@ -86,8 +86,8 @@ class ModbusServer:
             await listener.start(s.modbus_host, s.modbus_port)
         except OSError as error:
             raise RuntimeError(
-                f"Modbus TCP cannot listen on {s.modbus_host}:{s.modbus_port} ({error.strerror}: in use, or an "
-                "address this box does not have). Set GATEWAY_MODBUS_HOST/GATEWAY_MODBUS_PORT, or "
+                f"Modbus TCP cannot listen on {s.modbus_host}:{s.modbus_port} ({error.strerror or error}: in use, "
+                "or an address this box does not have). Set GATEWAY_MODBUS_HOST/GATEWAY_MODBUS_PORT, or "
                 "GATEWAY_MODBUS_ENABLED=false."
             ) from None
         self._listener = listener
