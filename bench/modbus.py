@@ -149,6 +149,7 @@ def start_gateway(workdir: Path, port: int, modbus_port: int) -> Gateway:
             "GATEWAY_MODBUS_HOST": "127.0.0.1",
             "GATEWAY_MODBUS_PORT": str(modbus_port),
             "GATEWAY_MODBUS_READ_GAPS": "true",
+            "GATEWAY_MODBUS_MAX_CONNECTIONS": "512",  # --concurrency goes up to 256, beyond the default 32
             "GATEWAY_READ_CONFIGURATION": "false",
             "GATEWAY_LOG_LEVEL": "warning",
         },

@@ -113,6 +113,16 @@ class Settings(BaseSettings):
         description="A read that spans addresses the map does not use reads them as 0 (default: exception 2), for "
         "clients that poll one long block.",
     )
+    modbus_max_connections: int = Field(
+        32,
+        ge=1,
+        description="Modbus TCP connections open at once; one more is closed as it comes (a warning is logged).",
+    )
+    modbus_idle_timeout: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a Modbus TCP connection may go without a request before it is closed (0: never).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level: debug (every OCPP frame too), info, warning or error."
     )

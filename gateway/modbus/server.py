@@ -1,9 +1,10 @@
 """The Modbus TCP server: the mapping's register map, read live from the point database, written through the
 BMS write path (`gateway.writes`) to the chargers.
 
-pymodbus 3.16 runs the protocol (framing, function codes, connections) in the gateway's event loop; this module
-is its datastore. Each request is answered in one synchronous step from the points' current values, so a 32-bit
-value read in one request is never torn and nothing is copied that could go stale.
+The gateway's own TCP front end (`connections`, `framing`) reads the requests and `functions` checks them against
+the Modbus Application Protocol; this module is the register map behind them. Each request is answered in one
+synchronous step from the points' current values, so a 32-bit value read in one request is never torn and nothing
+is copied that could go stale.
 
 Answers (the README has the same list):
 
@@ -14,7 +15,9 @@ Answers (the README has the same list):
   anything but 0/1 to an on/off point, or more registers than the protocol allows in one request: exception 3,
   illegal data value;
 - a unit the map does not use, or a write to a pattern slot no charger holds yet: exception 11 (0x0B), gateway
-  target device failed to respond.
+  target device failed to respond;
+- a function code not served, a request of the wrong length, a coil written with anything but 0xFF00/0x0000:
+  see `functions`.
 
 A write is acknowledged once checked; the charger's answer comes later, in its `write_status` register.
 """
@@ -22,21 +25,16 @@ A write is acknowledged once checked; the charger's answer comes later, in its `
 from __future__ import annotations
 
 import logging
-import struct
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from pymodbus.constants import ExcCodes
-from pymodbus.pdu import ModbusPDU
-from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
-from pymodbus.pdu.device import ModbusDeviceIdentification
-from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
-from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import SimData, SimDevice
 
 from gateway import __version__
 from gateway.mapping import Mapping, ModbusTable
+from gateway.modbus.connections import Listener
+from gateway.modbus.functions import Functions
 from gateway.modbus.registers import BadValue, Register, RegisterMap, gateway_block, number_ranges
 from gateway.settings import Settings
 from gateway.slots import ChargerSlots
@@ -53,12 +51,8 @@ _TABLES = {
     3: ModbusTable.HOLDING,
     6: ModbusTable.HOLDING,
     16: ModbusTable.HOLDING,
-    22: ModbusTable.HOLDING,
-    23: ModbusTable.HOLDING,
     4: ModbusTable.INPUT,
 }
-_MAX_READ = {True: 2000, False: 125}  # per request: bits, registers (Modbus application protocol 6.1-6.4)
-_ECHOED = (5, 6)  # write single coil/register: the answer echoes the request
 
 
 class ModbusServer:
@@ -78,8 +72,7 @@ class ModbusServer:
         self.writes = writes
         self.map = RegisterMap(mapping)
         self.started_at = time.monotonic()
-        self._server: ModbusTcpServer | None = None
-        self._echo: tuple[int, int, int, list[Any]] | None = None
+        self._listener: Listener | None = None
         self._stop_listening: Any = None
 
     # -- life cycle ------------------------------------------------------------------------------------------
@@ -87,15 +80,17 @@ class ModbusServer:
     async def start(self) -> None:
         s = self.settings
         self.started_at = time.monotonic()
-        server = _TcpServer(_Datastore(self), (s.modbus_host, s.modbus_port), _identity())
+        functions = Functions(self, _identity())
+        listener = Listener(functions.answer, s.modbus_max_connections, s.modbus_idle_timeout)
         try:
-            await server.serve_forever(background=True)
-        except RuntimeError:
+            await listener.start(s.modbus_host, s.modbus_port)
+        except OSError as error:
             raise RuntimeError(
-                f"Modbus TCP cannot listen on {s.modbus_host}:{s.modbus_port} (in use, or an address this box "
-                "does not have). Set GATEWAY_MODBUS_HOST/GATEWAY_MODBUS_PORT, or GATEWAY_MODBUS_ENABLED=false."
+                f"Modbus TCP cannot listen on {s.modbus_host}:{s.modbus_port} ({error.strerror or error}: in use, "
+                "or an address this box does not have). Set GATEWAY_MODBUS_HOST/GATEWAY_MODBUS_PORT, or "
+                "GATEWAY_MODBUS_ENABLED=false."
             ) from None
-        self._server = server
+        self._listener = listener
         self._stop_listening = self.points.listen(self._changed)
         for point in self.points:
             self._take_slot(point.id)
@@ -111,18 +106,16 @@ class ModbusServer:
     @property
     def port(self) -> int:
         """The port listened on (the one chosen by the system when the setting is 0)."""
-        if self._server is None or self._server.transport is None:
-            return self.settings.modbus_port
-        listener: Any = self._server.transport  # an asyncio.Server for a TCP listener
-        return int(listener.sockets[0].getsockname()[1])
+        port = self._listener.port if self._listener is not None else None
+        return self.settings.modbus_port if port is None else port
 
     async def stop(self) -> None:
         if self._stop_listening is not None:
             self._stop_listening()
             self._stop_listening = None
-        if self._server is not None:
-            await self._server.shutdown()  # type: ignore[no-untyped-call]
-            self._server = None
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
 
     def use_mapping(self, mapping: Mapping) -> None:
         """Serve a new mapping's register map from the next request on."""
@@ -140,6 +133,9 @@ class ModbusServer:
 
     # -- reads -----------------------------------------------------------------------------------------------
 
+    def serves(self, unit: int) -> bool:
+        return unit in self.map.units
+
     def read(
         self, unit: int, function_code: int, address: int, count: int
     ) -> list[int] | list[bool] | ExcCodes:
@@ -148,12 +144,6 @@ class ModbusServer:
             return ExcCodes.ILLEGAL_FUNCTION
         if unit not in self.map.units:
             return ExcCodes.GATEWAY_NO_RESPONSE
-        if not 1 <= count <= _MAX_READ[table.holds_bits]:
-            return ExcCodes.ILLEGAL_VALUE
-        if function_code in _ECHOED and self._echo is not None:
-            echo, self._echo = self._echo, None
-            if echo[:3] == (unit, function_code, address):
-                return echo[3]
         values: list[Any] = []
         shown: dict[int, list[Any]] = {}  # id(register) -> its words, one read per point per request
         block: list[int] | None = None
@@ -274,8 +264,6 @@ class ModbusServer:
             checked.append((point_id, coerced))
         for point_id, value in checked:
             self.writes.submit(point_id, value, "modbus")
-        if function_code in _ECHOED:
-            self._echo = (unit, function_code, address, list(values))
         return None
 
     def _refuse(self, unit: int, address: int, reason: str, code: ExcCodes) -> ExcCodes:
@@ -283,71 +271,12 @@ class ModbusServer:
         return code
 
 
-class _Datastore:
-    """What pymodbus's request handlers call (its datastore interface), handed to the server."""
-
-    def __init__(self, server: ModbusServer) -> None:
-        self.server = server
-
-    def device_ids(self) -> list[int]:
-        return list(self.server.map.units)
-
-    async def async_getValues(
-        self, device_id: int, func_code: int, address: int, count: int = 1
-    ) -> list[int] | list[bool] | ExcCodes:
-        return self.server.read(device_id, func_code, address, count)
-
-    async def async_setValues(
-        self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
-    ) -> ExcCodes | None:
-        return self.server.write(device_id, func_code, address, values)
-
-
-def _counted_in_datastore(request: type[ModbusPDU]) -> type[ModbusPDU]:
-    """A read request whose count is checked by our datastore, not while decoding: pymodbus answers a count
-    beyond the protocol's limit with exception 1 for function code 0, where the protocol wants exception 3
-    for the request's own function code."""
-
-    class Request(request):  # type: ignore[valid-type,misc]
-        def decode(self, data: bytes) -> None:
-            self.address, self.count = struct.unpack(">HH", data[:4])
-
-    Request.__name__ = request.__name__
-    return Request
-
-
-_READ_REQUESTS = [
-    _counted_in_datastore(request)
-    for request in (
-        ReadCoilsRequest,
-        ReadDiscreteInputsRequest,
-        ReadHoldingRegistersRequest,
-        ReadInputRegistersRequest,
-    )
-]
-
-
-class _TcpServer(ModbusTcpServer):
-    """pymodbus's TCP server with our datastore in place of its simulator (which keeps a copy of every value).
-    pymodbus builds its context from a SimDevice; the request handlers then only call the context's
-    `async_getValues`/`async_setValues`/`device_ids`."""
-
-    def __init__(
-        self, datastore: _Datastore, address: tuple[str, int], identity: ModbusDeviceIdentification
-    ) -> None:
-        placeholder = SimDevice(0, simdata=[SimData(0)])
-        super().__init__(placeholder, address=address, identity=identity, custom_pdu=_READ_REQUESTS)
-        self.context = datastore  # type: ignore[assignment]
-
-
-def _identity() -> ModbusDeviceIdentification:
-    """What Read Device Identification (function 43/14) tells."""
-    return ModbusDeviceIdentification(  # type: ignore[no-untyped-call]
-        info_name={
-            "VendorName": "ocpp-gateway",
-            "ProductCode": "OCPP-GW",
-            "MajorMinorRevision": __version__,
-            "ProductName": "OCPP to BACnet/Modbus gateway",
-            "ModelName": "ocpp-gateway",
-        }
-    )
+def _identity() -> dict[int, str]:
+    """What Read Device Identification (function 43/14) tells, by object id."""
+    return {
+        0x00: "ocpp-gateway",  # VendorName
+        0x01: "OCPP-GW",  # ProductCode
+        0x02: __version__,  # MajorMinorRevision
+        0x04: "OCPP to BACnet/Modbus gateway",  # ProductName
+        0x05: "ocpp-gateway",  # ModelName
+    }
