@@ -9,14 +9,13 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from gateway.admission import AddedCharger, Admission, AdmissionPolicy
 from gateway.authorization import AuthorizationPolicy, IdTagInfo
 from gateway.charger_points import ChargerPoints
 from gateway.identity import identity_problem
-from gateway.mapping import Mapping, load_mapping
+from gateway.mapping import DataTransferStatus, Mapping, load_mapping
 from gateway.plausibility import safe_text
 from gateway.settings import RegistrationStatus, Settings
 from gateway.sources import CONNECTOR_STATUSES, ERROR_CODES
@@ -41,13 +40,6 @@ _ENERGY = "Energy.Active.Import.Register"
 DEFAULT_STOP_REASON = "Local"
 _BOOT_FIELDS = tuple(BootInfo.__dataclass_fields__)
 _REPORT_FIELDS = tuple(StatusReport.__dataclass_fields__)
-
-
-class DataTransferStatus(StrEnum):
-    ACCEPTED = "Accepted"
-    REJECTED = "Rejected"
-    UNKNOWN_MESSAGE_ID = "UnknownMessageId"
-    UNKNOWN_VENDOR_ID = "UnknownVendorId"
 
 
 DataTransferHandler = Callable[[str, str | None, str | None], tuple[DataTransferStatus, str | None]]
@@ -519,7 +511,7 @@ class CentralSystem:
     ) -> tuple[DataTransferStatus, str | None]:
         configured = self.mapping.data_transfer_answer(vendor_id, message_id)
         if configured is not None:
-            return DataTransferStatus(configured[0].value), configured[1]
+            return configured
         handler = self.data_transfer_handlers.get(vendor_id)
         if handler is None:
             return DataTransferStatus.UNKNOWN_VENDOR_ID, None

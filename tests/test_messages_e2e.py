@@ -8,7 +8,7 @@ import io
 import httpx
 from ocpp.v16 import call
 
-from gateway.central import DataTransferStatus
+from gateway.mapping import DataTransferStatus
 from gateway.server import RunningGateway
 from tests.conftest import ChargerFactory
 
