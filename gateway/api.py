@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from gateway import __version__
+from gateway.api_input import UtcDateTime
 from gateway.central import CentralSystem
 from gateway.identity import identity_problem
 from gateway.settings import RegistrationStatus
@@ -126,7 +127,7 @@ class MessageOut(BaseModel):
 
 class AddCharger(BaseModel):
     registration: RegistrationStatus = RegistrationStatus.ACCEPTED
-    name: str | None = None
+    name: str | None = Field(None, max_length=100)
 
 
 class MappingSummary(BaseModel):
@@ -273,9 +274,9 @@ class HistoryFilter:
         self,
         charger_id: Annotated[str | None, Query(description="Only this charger.")] = None,
         start: Annotated[
-            datetime | None, Query(alias="from", description="Inclusive start (ISO 8601).")
+            UtcDateTime | None, Query(alias="from", description="Inclusive start (ISO 8601).")
         ] = None,
-        end: Annotated[datetime | None, Query(alias="to", description="Exclusive end (ISO 8601).")] = None,
+        end: Annotated[UtcDateTime | None, Query(alias="to", description="Exclusive end (ISO 8601).")] = None,
     ) -> None:
         self.charger_id, self.start, self.end = charger_id, start, end
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from gateway.api import History, PageLimit
+from gateway.api_input import UtcDateTime
 from gateway.commands import CommandError, CommandResult, Outcome
 from gateway.configuration import ConfigEntry
 from gateway.services import Services
@@ -78,7 +79,7 @@ class ChargingScheduleIn(BaseModel):
     charging_rate_unit: Literal["A", "W"]
     charging_schedule_period: list[SchedulePeriodIn] = Field(min_length=1)
     duration: int | None = Field(None, ge=0)
-    start_schedule: datetime | None = None
+    start_schedule: UtcDateTime | None = None
     min_charging_rate: float | None = Field(None, ge=0)
 
 
@@ -92,8 +93,8 @@ class ChargingProfileIn(BaseModel):
     charging_schedule: ChargingScheduleIn
     transaction_id: int | None = None
     recurrency_kind: Literal["Daily", "Weekly"] | None = None
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
+    valid_from: UtcDateTime | None = None
+    valid_to: UtcDateTime | None = None
 
 
 class RemoteStartIn(BaseModel):
@@ -162,7 +163,7 @@ class SendLocalListIn(BaseModel):
 class ReserveNowIn(BaseModel):
     connector_id: AnyConnectorId
     id_tag: IdTag
-    expiry_date: datetime | None = Field(
+    expiry_date: UtcDateTime | None = Field(
         None, description="When the reservation ends (default: in 15 minutes)."
     )
     parent_id_tag: IdTag | None = None
@@ -174,7 +175,7 @@ class CancelReservationIn(BaseModel):
 
 class UpdateFirmwareIn(BaseModel):
     location: str = Field(min_length=1, description="URL of the firmware.")
-    retrieve_date: datetime | None = Field(None, description="When to fetch it (default: now).")
+    retrieve_date: UtcDateTime | None = Field(None, description="When to fetch it (default: now).")
     retries: int | None = Field(None, ge=0)
     retry_interval: int | None = Field(None, ge=0)
 
@@ -183,8 +184,8 @@ class GetDiagnosticsIn(BaseModel):
     location: str = Field(min_length=1, description="URL the charger uploads the diagnostics file to.")
     retries: int | None = Field(None, ge=0)
     retry_interval: int | None = Field(None, ge=0)
-    start_time: datetime | None = None
-    stop_time: datetime | None = None
+    start_time: UtcDateTime | None = None
+    stop_time: UtcDateTime | None = None
 
 
 class DataTransferIn(BaseModel):
@@ -565,8 +566,9 @@ async def patch_smart_charging(
     services: Gateway, charger_id: str, connector_id: int, body: SmartChargingIn
 ) -> SmartChargingOut:
     _known(services, charger_id)
-    if connector_id < 0:
-        raise HTTPException(422, "connector ids are 0 or more")
+    highest = services.central.highest_connector(charger_id)
+    if not 0 <= connector_id <= highest:
+        raise HTTPException(422, f"{charger_id} has connectors 0 to {highest}")
     try:
         settings = await services.smart_charging.update(
             charger_id, connector_id, body.model_dump(exclude_unset=True), source="api"

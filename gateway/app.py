@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse
 from gateway import __version__
 from gateway.api import router
 from gateway.api_commands import router as commands_router
+from gateway.api_input import JsonBodyCheck
 from gateway.connections import PROTOCOLS, Connections
 from gateway.mapping import Mapping, load_mapping
 from gateway.scheduler import Housekeeping
@@ -52,6 +53,7 @@ def create_app(settings: Settings, mapping: Mapping | None = None) -> FastAPI:
         summary="OCPP 1.6J central system for a building's EV chargers.",
         lifespan=lifespan,
     )
+    app.add_middleware(JsonBodyCheck)
     app.include_router(router)
     app.include_router(commands_router)
 

@@ -9,7 +9,7 @@ concerns.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from difflib import get_close_matches
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -460,6 +460,21 @@ class IdTagEntry(StrictModel):
         min_length=1, max_length=20, description="The id tag (IdToken, up to 20 characters)."
     )
     expiry_date: datetime | None = Field(None, description="After this the tag answers Expired.")
+
+    @field_validator("expiry_date")
+    @classmethod
+    def _in_utc(cls, moment: datetime | None) -> datetime | None:
+        try:
+            return (
+                None
+                if moment is None
+                else moment.astimezone(UTC)
+                if moment.tzinfo
+                else moment.replace(tzinfo=UTC)
+            )
+        except OverflowError:
+            raise ValueError("the date is outside the calendar once put in UTC") from None
+
     parent_id_tag: Text | None = Field(None, max_length=20, description="Group id tag handed to the charger.")
 
     @property
