@@ -62,10 +62,15 @@ def meter_values(energy_wh: int, timestamp: str) -> dict[str, Any]:
     return {"connectorId": 1, "meterValue": [{"timestamp": timestamp, "sampledValue": sampled}]}
 
 
+# Each MeterValues is sent with the time of sending (to the millisecond) in place of this: a reading the gateway
+# has stored already (the same time and values) is a resent one, which it does not store again.
+SENT_AT = "__SENT_AT__"
+
+
 def cycle_payloads() -> list[tuple[str, str]]:
     """(action, payload JSON) of one cycle: 8 MeterValues, a StatusNotification, a Heartbeat."""
     now = _now()
-    cycle = [("MeterValues", json.dumps(meter_values(1_000_000 + step * 20, now))) for step in range(8)]
+    cycle = [("MeterValues", json.dumps(meter_values(1_000_000 + step * 20, SENT_AT))) for step in range(8)]
     status = {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": now}
     cycle.append(("StatusNotification", json.dumps(status)))
     cycle.append(("Heartbeat", "{}"))
@@ -118,6 +123,8 @@ async def charger(url: str, charger_id: str, window: tuple[float, float], totals
             if started >= closes:
                 return
             action, payload = cycle[sent % len(cycle)]
+            if action == "MeterValues":
+                payload = payload.replace(SENT_AT, datetime.now(UTC).isoformat(timespec="milliseconds"))
             sent += 1
             answer = await exchange(connection, f"{charger_id}-{sent}", action, payload)
             finished = time.perf_counter()
